@@ -1,0 +1,1 @@
+"""Networks, VGG-19, the style registry and weight loading."""

@@ -1,0 +1,109 @@
+"""From a `--style` argument to a ready `Stylizer`, and importing foreign checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UnknownStyleError, UserInputError, WeightsError
+from ..images import IMAGE_SUFFIXES, image_to_tensor, read_image, resize_max_side
+from .architectures import get_arch
+from .registry import StyleSpec, discover, resolve_style, user_styles_dir, verify_weights
+from .stylizer import Stylizer
+from .weights import build_and_load, convert_checkpoint, read_tensors, write_style_file
+
+DEFAULT_STYLE_IMAGE_SIDE = 512
+
+
+def default_arbitrary_style() -> StyleSpec:
+    """The installed SANet model used when `--style` is a painting instead of a name."""
+    registry = discover()
+    candidates = [s for s in registry.specs() if s.needs_style_image]
+    if not candidates:
+        raise UserInputError(
+            "a painting as --style needs an arbitrary-style (SANet) model, and none is "
+            "installed; train one with `rtstyle train sanet` or import one with "
+            "`rtstyle styles import decoder.pth --arch sanet --transformer transformer.pth`"
+        )
+    by_name = {s.name: s for s in candidates}
+    return registry.get("sanet") if "sanet" in by_name else candidates[0]
+
+
+def split_style_argument(style: str, has_style_image: bool = False) -> tuple[StyleSpec, Path | None]:
+    """`--style monet`, `--style file.safetensors`, or `--style painting.jpg` (SANet).
+
+    Returns the spec and, for the last form, the painting's path.
+    """
+    path = Path(style).expanduser()
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if not path.is_file():
+            raise UserInputError(f"style image not found: {path}")
+        return default_arbitrary_style(), path
+    spec = resolve_style(style)
+    if spec.needs_style_image and not has_style_image:
+        raise UserInputError(
+            f"style '{spec.name}' is an arbitrary-style model; give a painting with --style-image"
+        )
+    return spec, None
+
+
+def load_stylizer(style: str | StyleSpec, *, device: str | torch.device = "cpu",
+                  style_image: str | Path | np.ndarray | None = None, strength: float = 1.0,
+                  style_size: int = DEFAULT_STYLE_IMAGE_SIDE) -> Stylizer:
+    """Build the network for a style on `device`, FP32, eval mode, ready for the engine."""
+    if isinstance(style, StyleSpec):
+        spec = style
+    else:
+        spec, painting = split_style_argument(style, style_image is not None)
+        if painting is not None:
+            style_image = painting
+    verify_weights(spec)
+    net = build_and_load(spec.arch, spec.arch_params, read_tensors(spec.weights))
+    net = net.to(device)
+    info = get_arch(spec.arch)
+    if info.needs_style_image:
+        if style_image is None:
+            raise UserInputError(f"style '{spec.name}' needs --style-image")
+        rgb = style_image if isinstance(style_image, np.ndarray) else read_image(style_image)
+        net.set_style(image_to_tensor(resize_max_side(rgb, style_size), device))
+    return Stylizer(net, spec.input_range, strength=strength, name=spec.full_name,
+                    feature_strength=info.needs_style_image).eval()
+
+
+def import_style(path: Path, *, name: str, arch: str, tag: str = "v1",
+                 transformer: Path | None = None, vgg: Path | None = None,
+                 overwrite: bool = False, extra: dict | None = None) -> StyleSpec:
+    """Convert a foreign checkpoint into a user style file and return its spec."""
+    from .registry import spec_from_file
+
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise UserInputError(f"style name '{name}' must be letters, digits, '-' or '_'")
+    info = get_arch(arch)
+    state, params = convert_checkpoint(info.name, Path(path), transformer=transformer, vgg=vgg)
+    target = user_styles_dir() / f"{name}.{tag}.safetensors"
+    if not overwrite:
+        try:
+            existing = discover().get(f"{name}.{tag}")
+        except UnknownStyleError:
+            existing = None
+        if existing is not None or target.exists():
+            raise UserInputError(
+                f"style '{name}.{tag}' already exists; pick another --name/--tag or --overwrite"
+            )
+    spec = {
+        "name": name,
+        "tag": tag,
+        "arch": info.name,
+        "arch_params": params,
+        "input_range": info.input_range,
+        "license": "unknown (imported)",
+        "origin": {"imported_from": Path(path).name},
+        **(extra or {}),
+    }
+    try:
+        write_style_file(target, state, spec, dtype=None)
+    except OSError as exc:
+        raise WeightsError(f"could not write {target}: {exc}") from None
+    return spec_from_file(target, "user")

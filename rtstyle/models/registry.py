@@ -1,0 +1,173 @@
+"""Style registry: a name maps to architecture + weights + metadata (cf. timm PretrainedCfg).
+
+Names use timm's `name.tag` form: `monet` resolves to its default tag (`monet.v1`) and older
+tags stay loadable as `monet.v0`. Styles come from the bundled `assets/manifest.json` and from
+`.safetensors` files in the user's data directory; each file carries its own spec.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UnknownStyleError, WeightsError
+from .architectures import get_arch
+from .weights import read_spec, sha256_file
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+MANIFEST = ASSETS_DIR / "manifest.json"
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    name: str
+    tag: str
+    arch: str
+    weights: Path
+    input_range: str
+    stride_multiple: int
+    arch_params: dict = field(default_factory=dict)
+    sha256: str | None = None
+    license: str = "unknown"
+    origin: str = "file"  # bundled | user | file
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.name}.{self.tag}"
+
+    @property
+    def needs_style_image(self) -> bool:
+        return get_arch(self.arch).needs_style_image
+
+    def summary(self) -> dict:
+        """JSON-friendly description for `rtstyle styles --json`."""
+        style = self.meta.get("style", {})
+        return {
+            "name": self.name,
+            "tag": self.tag,
+            "full_name": self.full_name,
+            "arch": self.arch,
+            "arch_params": self.arch_params,
+            "origin": self.origin,
+            "weights": str(self.weights),
+            "painting": style.get("painting"),
+            "attribution": style.get("attribution"),
+            "license": self.license,
+            "needs_style_image": self.needs_style_image,
+        }
+
+
+def spec_from_file(path: Path, origin: str = "file", sha256: str | None = None) -> StyleSpec:
+    raw = read_spec(path)
+    try:
+        arch = get_arch(raw["arch"])
+        return StyleSpec(
+            name=raw["name"],
+            tag=raw.get("tag", "v1"),
+            arch=arch.name,
+            weights=path,
+            input_range=raw.get("input_range", arch.input_range),
+            stride_multiple=int(raw.get("stride_multiple", arch.build.stride_multiple)),
+            arch_params=raw.get("arch_params", {}),
+            sha256=sha256,
+            license=raw.get("license", "unknown"),
+            origin=origin,
+            meta=raw,
+        )
+    except KeyError as exc:
+        raise WeightsError(f"{path.name}: rtstyle metadata lacks {exc}") from None
+
+
+def user_data_dir() -> Path:
+    """Where user styles live: `RTSTYLE_HOME`, else the platform's per-user data directory."""
+    if os.environ.get("RTSTYLE_HOME"):
+        return Path(os.environ["RTSTYLE_HOME"])
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", Path.home())) / "rtstyle"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "rtstyle"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "rtstyle"
+
+
+def user_styles_dir() -> Path:
+    return user_data_dir() / "styles"
+
+
+class StyleRegistry:
+    def __init__(self):
+        self._specs: dict[str, StyleSpec] = {}
+        self._defaults: dict[str, str] = {}
+
+    def register(self, spec: StyleSpec, default: bool = False) -> None:
+        if spec.full_name in self._specs:
+            other = self._specs[spec.full_name]
+            raise WeightsError(
+                f"style '{spec.full_name}' is defined twice ({other.weights} and {spec.weights})"
+            )
+        self._specs[spec.full_name] = spec
+        if default or spec.name not in self._defaults:
+            self._defaults[spec.name] = spec.tag
+
+    def names(self) -> list[str]:
+        return sorted(self._defaults)
+
+    def get(self, name: str) -> StyleSpec:
+        full = name if name in self._specs else f"{name}.{self._defaults.get(name, '')}"
+        if full not in self._specs:
+            raise UnknownStyleError(name, self.names())
+        return self._specs[full]
+
+    def specs(self) -> list[StyleSpec]:
+        return sorted(self._specs.values(), key=lambda s: (s.name, s.tag))
+
+
+def _load_manifest() -> list[dict]:
+    if not MANIFEST.is_file():
+        return []
+    return json.loads(MANIFEST.read_text()).get("styles", [])
+
+
+def discover() -> StyleRegistry:
+    """Bundled styles first (their manifest marks the default tags), then the user's files."""
+    registry = StyleRegistry()
+    for entry in _load_manifest():
+        spec = spec_from_file(ASSETS_DIR / entry["file"], "bundled", entry.get("sha256"))
+        registry.register(spec, default=entry.get("default", False))
+    folder = user_styles_dir()
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.safetensors")):
+            try:
+                registry.register(spec_from_file(path, "user"))
+            except WeightsError:
+                continue  # a broken user file must not hide the others; `styles` reports it
+    return registry
+
+
+def list_styles() -> list[StyleSpec]:
+    return discover().specs()
+
+
+def style_names() -> list[str]:
+    return discover().names()
+
+
+def looks_like_path(arg: str) -> bool:
+    return arg.endswith(".safetensors") or os.sep in arg or "/" in arg or Path(arg).is_file()
+
+
+def resolve_style(arg: str) -> StyleSpec:
+    """A registered name (`monet`, `monet.v1`) or a path to an rtstyle `.safetensors` file."""
+    if looks_like_path(arg):
+        return spec_from_file(Path(arg).expanduser(), "file")
+    return discover().get(arg)
+
+
+def verify_weights(spec: StyleSpec) -> None:
+    if spec.sha256 and sha256_file(spec.weights) != spec.sha256:
+        raise WeightsError(
+            f"{spec.weights.name}: checksum does not match the manifest; reinstall rtstyle"
+        )

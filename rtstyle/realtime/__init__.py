@@ -1,0 +1,1 @@
+"""Everything about frames: sources, sinks, the inference engine, smoothing, the pipeline."""
