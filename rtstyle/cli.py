@@ -210,7 +210,10 @@ def image(
         dev = resolve_device(device)
         geometry = {"size": parse_size(size), "scale": scale, "max_side": max_side}
         stylizer = load_stylizer(style, device=dev, style_image=style_image, strength=strength)
-        label = Path(style).stem if Path(style).suffix else style.split(".")[0]
+        from .images import IMAGE_SUFFIXES
+
+        painting = Path(style).suffix.lower() in IMAGE_SUFFIXES
+        label = Path(style).stem if painting else stylizer.name.rsplit(".", 1)[0]
         jobs = plan_jobs(list(inputs), output, label, overwrite=overwrite)
         written = []
         with progress_bar(quiet=as_json or len(jobs) < 2) as progress:

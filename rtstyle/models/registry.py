@@ -101,6 +101,7 @@ class StyleRegistry:
     def __init__(self):
         self._specs: dict[str, StyleSpec] = {}
         self._defaults: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
 
     def register(self, spec: StyleSpec, default: bool = False) -> None:
         if spec.full_name in self._specs:
@@ -112,10 +113,16 @@ class StyleRegistry:
         if default or spec.name not in self._defaults:
             self._defaults[spec.name] = spec.tag
 
+    def add_alias(self, alias: str, target: str) -> None:
+        """A second name for a style (e.g. `monet` -> `monet-lite`); real names win over aliases."""
+        self._aliases[alias] = target
+
     def names(self) -> list[str]:
-        return sorted(self._defaults)
+        return sorted(set(self._defaults) | set(self._aliases))
 
     def get(self, name: str) -> StyleSpec:
+        if name not in self._defaults and name not in self._specs and name in self._aliases:
+            name = self._aliases[name]
         full = name if name in self._specs else f"{name}.{self._defaults.get(name, '')}"
         if full not in self._specs:
             raise UnknownStyleError(name, self.names())
@@ -137,6 +144,8 @@ def discover() -> StyleRegistry:
     for entry in _load_manifest():
         spec = spec_from_file(ASSETS_DIR / entry["file"], "bundled", entry.get("sha256"))
         registry.register(spec, default=entry.get("default", False))
+        for alias in entry.get("aliases", []):
+            registry.add_alias(alias, spec.full_name)
     folder = user_styles_dir()
     if folder.is_dir():
         for path in sorted(folder.glob("*.safetensors")):

@@ -1,0 +1,127 @@
+"""Live controls: what the preview keys do, and switching styles while frames flow.
+
+`apply_key` is a pure function from (state, key) to a new state, so every key binding is tested
+without a window. `StyleCycler` is the stylize callable the pipeline sees; the preview changes
+its style and strength between frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+log = logging.getLogger(__name__)
+
+STRENGTH_STEP = 0.1
+
+KEYS = {
+    "next_style": (ord("n"), ord("]"), 83),   # 83: right arrow in OpenCV's waitKey on Linux
+    "prev_style": (ord("p"), ord("["), 81),   # 81: left arrow
+    "strength_up": (ord("+"), ord("="), 82),  # 82: up arrow
+    "strength_down": (ord("-"), ord("_"), 84),  # 84: down arrow
+    "side_by_side": (ord("o"),),
+    "snapshot": (ord("s"),),
+    "pause": (ord(" "),),
+    "quit": (ord("q"), 27),                    # 27: Esc
+}
+KEY_HELP = ("n/p or ←/→ style   +/- or ↑/↓ strength   o original side by side   "
+            "s snapshot   space pause   q/Esc quit")
+
+
+@dataclass(frozen=True)
+class ViewState:
+    style_index: int = 0
+    style_count: int = 1
+    strength: float = 1.0
+    side_by_side: bool = False
+    paused: bool = False
+    quit: bool = False
+    snapshot_pending: bool = False
+
+    def consumed_snapshot(self) -> ViewState:
+        return dataclasses.replace(self, snapshot_pending=False)
+
+
+def action_for(key: int) -> str | None:
+    if key < 0:
+        return None
+    key &= 0xFF  # waitKey may carry modifier bits above the low byte
+    for action, codes in KEYS.items():
+        if key in codes:
+            return action
+    return None
+
+
+def apply_key(state: ViewState, key: int) -> ViewState:
+    """The state after pressing `key` (OpenCV `waitKey` code; -1 means no key)."""
+    action = action_for(key)
+    if action is None:
+        return state
+    replace = dataclasses.replace
+    if action == "next_style":
+        return replace(state, style_index=(state.style_index + 1) % state.style_count)
+    if action == "prev_style":
+        return replace(state, style_index=(state.style_index - 1) % state.style_count)
+    if action == "strength_up":
+        return replace(state, strength=round(min(1.0, state.strength + STRENGTH_STEP), 2))
+    if action == "strength_down":
+        return replace(state, strength=round(max(0.0, state.strength - STRENGTH_STEP), 2))
+    if action == "side_by_side":
+        return replace(state, side_by_side=not state.side_by_side)
+    if action == "snapshot":
+        return replace(state, snapshot_pending=True)
+    if action == "pause":
+        return replace(state, paused=not state.paused)
+    return replace(state, quit=True)
+
+
+class StyleCycler:
+    """Calls the engine of the current style and blends by strength; loads styles on first use.
+
+    Strength is a pixel blend here, outside the engine, so it works the same for every backend
+    (a compiled or exported network has its blend baked in or none at all).
+    """
+
+    def __init__(self, names: Sequence[str], load: Callable[[str], Callable],
+                 strength: float = 1.0):
+        if not names:
+            raise ValueError("StyleCycler needs at least one style")
+        self.names = list(names)
+        self._load = load
+        self._engines: dict[int, Callable] = {0: load(self.names[0])}
+        self.index = 0
+        self.strength = strength
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.names[self.index]
+
+    def select(self, index: int) -> None:
+        """Switch styles; loading happens here, in the caller's thread, not mid-frame."""
+        index %= len(self.names)
+        if index not in self._engines:
+            self._engines[index] = self._load(self.names[index])
+        with self._lock:
+            self.index = index
+        log.info("style: %s", self.names[index])
+
+    def apply(self, state) -> None:
+        """Follow a `ViewState` from the preview keys."""
+        self.strength = state.strength
+        if state.style_index != self.index:
+            self.select(state.style_index)
+
+    def __call__(self, x01: torch.Tensor) -> torch.Tensor:
+        with self._lock:
+            engine = self._engines[self.index]
+        y = engine(x01)
+        strength = self.strength
+        if strength >= 1.0:
+            return y
+        return torch.lerp(x01.to(y.dtype), y, strength)

@@ -1,0 +1,431 @@
+"""Where stylized frames go: a file, a network stream, a virtual camera or a preview window.
+
+Every sink has `write(frame)` and `close(complete=True)`. `close` finalizes whatever was
+written (flushes the encoder, writes the trailer), so an interrupted run still leaves a file that
+plays; `complete=False` says the input was not read to its end (Ctrl-C, `--max-frames`), which
+only matters for how much audio follows the video.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import BackendUnavailableError, OutputExistsError, UserInputError
+from .controls import ViewState, apply_key
+from .frames import Frame, VideoInfo
+from .sources import url_scheme
+
+log = logging.getLogger(__name__)
+
+STREAM_FORMATS = {"udp": "mpegts", "srt": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts",
+                  "rtmp": "flv", "rtmps": "flv"}
+DEFAULT_CRF = 18
+DEFAULT_PRESET = "medium"
+X26X = ("libx264", "libx265")
+
+
+class StopRequested(Exception):  # noqa: N818 - a request, not a failure
+    """A sink asks the pipeline to stop (the preview window was closed or `q` was pressed)."""
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C while a file is being finalized, then deliver it.
+
+    A second Ctrl-C during the trailer write would otherwise leave a file without an index.
+    Signals can only be handled in the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
+
+
+def _video_stream(container, codec: str, info: VideoInfo, width: int, height: int,
+                  options: dict[str, str], pix_fmt: str | None):
+    try:
+        stream = container.add_stream(codec, rate=info.rate)
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise UserInputError(f"cannot encode with codec '{codec}': {exc}") from None
+    formats = [f.name for f in (stream.codec_context.codec.video_formats or [])]
+    if pix_fmt is None:
+        pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
+    if pix_fmt.startswith(("yuv420", "yuv422", "nv12")) and (width % 2 or height % 2):
+        raise UserInputError(f"{codec} with {pix_fmt} needs even sides, got {width}x{height}")
+    stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+    # Keep the input's clock: pts are copied, so variable frame rate survives the round trip.
+    stream.time_base = info.time_base
+    stream.codec_context.time_base = info.time_base
+    stream.codec_context.options = options
+    if info.rotation:
+        stream.set_display_rotation(info.rotation)
+    return stream
+
+
+class AudioRemuxer:
+    """Carries the input's audio into the output without going through the generator.
+
+    Packets are copied (PyAV `examples/basics/remux.py`) when the output container accepts the
+    codec, and re-encoded (AAC, or the container's own default) otherwise. They are fed in step
+    with the video so the muxer can interleave, and stop where the video stopped when a run is
+    cut short, so audio and video end together.
+    """
+
+    def __init__(self, source: Path, output) -> None:
+        self.input = av.open(str(source))
+        self.in_stream = self.input.streams.audio[0]
+        codec = self.in_stream.codec_context.name
+        self.copy = codec in output.supported_codecs
+        if self.copy:
+            self.out_stream = output.add_stream_from_template(self.in_stream)
+        else:
+            target = "aac" if "aac" in output.supported_codecs else output.default_audio_codec
+            ctx = self.in_stream.codec_context
+            self.out_stream = output.add_stream(target, rate=ctx.sample_rate)
+            self.out_stream.layout = ctx.layout
+            log.info("audio: re-encoding %s to %s for this container", codec, target)
+        self.output = output
+        self._packets = self.input.demux(self.in_stream)
+        self._pending = None
+        self.finished = False
+        self.packets = 0
+
+    def _next_packet(self):
+        if self._pending is None and not self.finished:
+            try:
+                self._pending = next(self._packets)
+            except StopIteration:
+                self.finished = True
+            except av.error.FFmpegError as exc:
+                log.warning("audio stops early: %s", exc)
+                self.finished = True
+        return self._pending
+
+    def copy_until(self, seconds: float | None) -> None:
+        """Mux every audio packet that starts before `seconds` (all of them for None)."""
+        while (packet := self._next_packet()) is not None:
+            if packet.pts is not None and seconds is not None and \
+                    float(packet.pts * packet.time_base) >= seconds:
+                return
+            self._pending = None
+            if packet.dts is None and packet.size == 0:  # demuxer flush packet
+                continue
+            self._mux(packet)
+
+    def _mux(self, packet) -> None:
+        if self.copy:
+            packet.stream = self.out_stream
+            self.output.mux(packet)
+        else:
+            try:
+                for frame in packet.decode():
+                    frame.pts = None  # the encoder keeps its own sample clock
+                    self.output.mux(self.out_stream.encode(frame))
+            except av.error.FFmpegError as exc:
+                log.debug("skipping an undecodable audio packet: %s", exc)
+                return
+        self.packets += 1
+
+    def close(self) -> None:
+        if not self.copy:
+            self.output.mux(self.out_stream.encode(None))
+        self.input.close()
+
+
+def check_output(target: Path, overwrite: bool) -> None:
+    """Refuse to replace a file unasked, or to write into a folder that is not there."""
+    if target.is_dir():
+        raise UserInputError(f"output {target} is a folder; give a file name")
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+    if not target.parent.is_dir():
+        raise UserInputError(f"output folder {target.parent} does not exist")
+
+
+class FileSink:
+    """Encodes frames into a file with PyAV, keeping timestamps, rotation and audio.
+
+    The file is written beside the target under a hidden temporary name and renamed when it is
+    complete, so the target is either absent, the old file, or a finished video; never half of
+    one. Default codec: H.264 (libx264, yuv420p, CRF 18), which every player and editor reads.
+    """
+
+    def __init__(self, target: str | Path, info: VideoInfo, *, width: int | None = None,
+                 height: int | None = None, codec: str | None = None, crf: int | None = None,
+                 preset: str | None = None, pix_fmt: str | None = None,
+                 audio_from: Path | None = None, overwrite: bool = False):
+        self.target = Path(target).expanduser()
+        check_output(self.target, overwrite)
+        self.width, self.height = width or info.width, height or info.height
+        self.temp = self.target.with_name(f".{self.target.stem}.partial{self.target.suffix}")
+        try:
+            self.container = av.open(str(self.temp), "w")
+        except (ValueError, av.error.FFmpegError) as exc:
+            self.temp.unlink(missing_ok=True)
+            raise UserInputError(f"cannot write a video named {self.target.name}: {exc} "
+                                 "(use a suffix like .mp4, .mkv, .mov or .webm)") from None
+        self.written = 0
+        self.retimed = 0
+        self._last_pts: int | None = None
+        self._end_seconds = 0.0
+        self._closed = False
+        try:
+            codec = codec or ("libx264" if "libx264" in self.container.supported_codecs
+                              else self.container.default_video_codec)
+            options = {}
+            if codec in X26X:
+                options = {"crf": str(DEFAULT_CRF if crf is None else crf),
+                           "preset": preset or DEFAULT_PRESET}
+            elif crf is not None:
+                options["crf"] = str(crf)
+            self.stream = _video_stream(self.container, codec, info, self.width, self.height,
+                                        options, pix_fmt)
+            self.audio = AudioRemuxer(audio_from, self.container) \
+                if audio_from is not None and info.has_audio else None
+        except BaseException:
+            self.container.close()
+            self.temp.unlink(missing_ok=True)
+            raise
+
+    def write(self, frame: Frame) -> None:
+        pts = frame.pts
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # encoders refuse repeated timestamps; shift by one tick
+            self.retimed += 1
+        self._last_pts = pts
+        seconds = float(pts * frame.time_base)
+        if self.audio is not None:
+            self.audio.copy_until(seconds)
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.rgb), format="rgb24")
+        picture.pts, picture.time_base = pts, frame.time_base
+        self.container.mux(self.stream.encode(picture))
+        self.written += 1
+        self._end_seconds = seconds
+
+    def close(self, complete: bool = True) -> None:
+        """Finalize: flush, add the remaining audio, write the trailer, rename into place.
+
+        With no frame written there is nothing worth keeping, and no output is left behind.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        with sigint_deferred():
+            try:
+                if self.written:
+                    self.container.mux(self.stream.encode(None))
+                    if self.audio is not None:
+                        frame_s = 1.0 / float(self.stream.codec_context.framerate or 25)
+                        self.audio.copy_until(None if complete else self._end_seconds + frame_s)
+                if self.audio is not None:
+                    self.audio.close()
+                self.container.close()
+            except BaseException:
+                self.temp.unlink(missing_ok=True)
+                raise
+            if self.written:
+                os.replace(self.temp, self.target)
+            else:
+                self.temp.unlink(missing_ok=True)
+
+    def describe(self) -> str:
+        return str(self.target)
+
+
+class StreamSink:
+    """Encodes to a live network stream: MPEG-TS over udp/srt/tcp, FLV to rtmp.
+
+    OBS reads it as a Media Source on any OS. x264 runs with `zerolatency` and a keyframe every
+    second so a viewer that joins late shows a picture within a second.
+    """
+
+    def __init__(self, url: str, info: VideoInfo, *, width: int | None = None,
+                 height: int | None = None, codec: str = "libx264", preset: str = "veryfast",
+                 bitrate: int | None = None):
+        scheme = url_scheme(url)
+        if scheme not in STREAM_FORMATS:
+            raise UserInputError(f"unsupported stream URL {url}; use udp://, srt://, tcp:// "
+                                 "or rtmp://")
+        self.url = url
+        self.width, self.height = width or info.width, height or info.height
+        try:
+            self.container = av.open(url, "w", format=STREAM_FORMATS[scheme])
+        except (av.error.FFmpegError, OSError) as exc:
+            raise UserInputError(f"cannot open the stream {url}: {exc}") from None
+        gop = max(1, round(float(info.rate)))
+        options = {"preset": preset, "tune": "zerolatency", "g": str(gop), "bf": "0"} \
+            if codec in X26X else {"g": str(gop)}
+        self.stream = _video_stream(self.container, codec, info, self.width, self.height,
+                                    options, None)
+        if bitrate:
+            self.stream.codec_context.bit_rate = bitrate
+        self.written = 0
+        self._last_pts: int | None = None
+
+    def write(self, frame: Frame) -> None:
+        pts = frame.pts if self._last_pts is None or frame.pts > self._last_pts \
+            else self._last_pts + 1
+        self._last_pts = pts
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.rgb), format="rgb24")
+        picture.pts, picture.time_base = pts, frame.time_base
+        self.container.mux(self.stream.encode(picture))
+        self.written += 1
+
+    def close(self, complete: bool = True) -> None:
+        with sigint_deferred():
+            if self.written:
+                self.container.mux(self.stream.encode(None))
+            self.container.close()
+
+    def describe(self) -> str:
+        return self.url
+
+
+VCAM_HELP = {
+    "linux": "install v4l2loopback (sudo apt install v4l2loopback-dkms; "
+             "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=rtstyle)",
+    "win32": "install OBS Studio 26+ and click 'Start Virtual Camera' once (then stop it)",
+    "darwin": "install OBS Studio 30+ and start its virtual camera once to install the plugin",
+}
+
+
+class VirtualCameraSink:
+    """Sends frames to a virtual camera (pyvirtualcam) that Zoom, Meet or OBS can pick.
+
+    Backends: OBS Virtual Camera on Windows and macOS, v4l2loopback on Linux. Frames go out at
+    the pipeline's pace; pyvirtualcam's own sleep would only add latency.
+    """
+
+    def __init__(self, width: int, height: int, fps: float, *, backend: str | None = None,
+                 device: str | None = None):
+        try:
+            import pyvirtualcam
+        except ImportError:
+            raise BackendUnavailableError(
+                "the virtual camera needs pyvirtualcam: pip install 'rtstyle[vcam]'") from None
+        try:
+            self.camera = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.RGB,
+                                              backend=backend, device=device)
+        except (RuntimeError, KeyError) as exc:
+            hint = VCAM_HELP.get(sys.platform, VCAM_HELP["linux"])
+            detail = str(exc).strip().replace("\n", "; ") or type(exc).__name__
+            raise BackendUnavailableError(
+                f"no virtual camera is available ({detail}); {hint}, or stream to OBS "
+                "instead with --output udp://127.0.0.1:9999") from None
+        self.width, self.height = width, height
+        self.written = 0
+
+    def write(self, frame: Frame) -> None:
+        self.camera.send(np.ascontiguousarray(frame.rgb))
+        self.written += 1
+
+    def close(self, complete: bool = True) -> None:
+        self.camera.close()
+
+    def describe(self) -> str:
+        return f"virtual camera {self.camera.device} ({self.camera.backend})"
+
+
+class PreviewSink:
+    """An OpenCV window showing the stylized video, driven by single keys (see `controls`).
+
+    Runs in the main thread, where every OS lets a GUI toolkit draw. `on_change` receives the
+    new `ViewState` after a key changes style or strength, so the caller can switch models.
+    """
+
+    WINDOW = "rtstyle"
+
+    def __init__(self, state: ViewState, *, on_change: Callable[[ViewState], None] | None = None,
+                 snapshot_dir: Path = Path.cwd(), title: str = WINDOW):
+        import cv2
+
+        self.cv2 = cv2
+        self.state = state
+        self.on_change = on_change
+        self.snapshot_dir = snapshot_dir
+        self.title = title
+        self.written = 0
+        self.snapshots: list[Path] = []
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise BackendUnavailableError(
+                f"cannot open a preview window ({exc.msg.strip() if hasattr(exc, 'msg') else exc});"
+                " without a display use --output vcam, --output udp://… or --output FILE"
+            ) from None
+
+    def compose(self, frame: Frame) -> np.ndarray:
+        """What the window shows: the stylized frame, or original | stylized side by side."""
+        if self.state.side_by_side and frame.original is not None \
+                and frame.original.shape == frame.rgb.shape:
+            return np.hstack([frame.original, frame.rgb])
+        return frame.rgb
+
+    def write(self, frame: Frame) -> None:
+        cv2 = self.cv2
+        if not self.state.paused:
+            self._shown = self.compose(frame)
+            cv2.imshow(self.title, cv2.cvtColor(self._shown, cv2.COLOR_RGB2BGR))
+        self.written += 1
+        key = cv2.waitKey(1)
+        visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE)
+        if visible < 1:
+            raise StopRequested
+        self.handle_key(key)
+
+    def handle_key(self, key: int) -> None:
+        new = apply_key(self.state, key)
+        if new.snapshot_pending:
+            self._save_snapshot()
+            new = new.consumed_snapshot()
+        changed = (new.style_index, new.strength) != (self.state.style_index, self.state.strength)
+        self.state = new
+        if changed and self.on_change is not None:
+            self.on_change(new)
+        if new.quit:
+            raise StopRequested
+
+    def _save_snapshot(self) -> None:
+        from ..images import write_image
+
+        shown = getattr(self, "_shown", None)
+        if shown is None:
+            return
+        number = len(self.snapshots) + 1
+        while (path := self.snapshot_dir / f"rtstyle_snapshot_{number:03d}.png").exists():
+            number += 1
+        write_image(path, shown)
+        self.snapshots.append(path)
+        log.info("snapshot saved to %s", path)
+
+    def close(self, complete: bool = True) -> None:
+        self.cv2.destroyWindow(self.title)
+        self.cv2.waitKey(1)
+
+    def describe(self) -> str:
+        return "preview window"
+
+
+Sink = FileSink | StreamSink | VirtualCameraSink | PreviewSink
+
+
+def is_stream_url(output: str) -> bool:
+    return url_scheme(output) in STREAM_FORMATS
+

@@ -1,0 +1,368 @@
+"""Where frames come from: files, image sequences, network streams, lavfi graphs and cameras.
+
+Every source yields `Frame`s that carry their own timestamp. `FileSource` decodes with PyAV
+(FFmpeg), which reads files, `frames/%04d.png` sequences, rtsp/http/udp/srt URLs and `lavfi:`
+filter graphs alike. `CameraSource` uses OpenCV, whose capture back-ends (V4L2, AVFoundation,
+Media Foundation) negotiate size, rate and MJPG with the camera on every OS.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from ..errors import MediaError
+from .frames import Frame, VideoInfo
+
+log = logging.getLogger(__name__)
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp")
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
+CAMERA_TIME_BASE = Fraction(1, 1000)
+
+
+def reconnect_delays() -> Iterator[float]:
+    """Back off quickly to a steady retry every few seconds, for as long as the user waits."""
+    return itertools.chain(RECONNECT_DELAYS_S, itertools.repeat(RECONNECT_DELAYS_S[-1]))
+
+
+def url_scheme(spec: str) -> str | None:
+    match = _URL.match(spec)
+    return match.group(1).lower() if match else None
+
+
+def _interpolation(src: tuple[int, int], dst: tuple[int, int]) -> str:
+    """Area averaging when shrinking (no aliasing), bicubic when enlarging."""
+    return "AREA" if dst[0] * dst[1] < src[0] * src[1] else "BICUBIC"
+
+
+class FileSource:
+    """Decodes the first video stream of anything FFmpeg can open.
+
+    The container is opened in the constructor so that a missing file, a file that is not a
+    video or a video without a picture fails before any output exists. A packet that fails to
+    decode in the middle is skipped and counted in `decode_errors`; a read error ends the stream
+    early and sets `truncated`. With `live=True`, files and lavfi graphs are paced to their
+    timestamps so that they behave like a camera; network streams are already real time.
+    """
+
+    def __init__(self, spec: str, *, live: bool = False, reconnect: bool = False,
+                 open_timeout_s: float = 10.0):
+        self.spec = spec
+        self.live = live
+        self.reconnect = reconnect
+        self.open_timeout_s = open_timeout_s
+        self.scheme = url_scheme(spec)
+        self.is_lavfi = spec.startswith("lavfi:")
+        self.is_network = self.scheme in NETWORK_SCHEMES
+        self.path = None if (self.is_lavfi or self.is_network) else Path(spec).expanduser()
+        self.output_size: tuple[int, int] | None = None
+        self.decode_errors = 0
+        self.frames_decoded = 0
+        self.truncated = False
+        self.reconnects = 0
+        self._container = self._open()
+        self.info = self._describe(self._container)
+
+    def _open(self) -> av.container.InputContainer:
+        if self.path is not None and "%" not in self.path.name:
+            if not self.path.exists():
+                raise MediaError(f"input not found: {self.path}")
+            if self.path.is_dir():
+                raise MediaError(f"input is a folder, not a video: {self.path} "
+                                 "(for an image sequence give a pattern like frames/%04d.png)")
+        try:
+            if self.is_lavfi:
+                return av.open(self.spec[len("lavfi:"):], format="lavfi")
+            if self.is_network:
+                options = {"rtsp_transport": "tcp"} if self.scheme in ("rtsp", "rtsps") else {}
+                return av.open(self.spec, options=options,
+                               timeout=(self.open_timeout_s, self.open_timeout_s))
+            return av.open(str(self.path))
+        except av.error.FileNotFoundError:
+            raise MediaError(f"input not found: {self.spec} (for an image sequence, the first "
+                             "file of the pattern must exist)") from None
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            kind = "stream" if self.is_network else "filter graph" if self.is_lavfi else "file"
+            raise MediaError(f"cannot open {self.spec} as a video {kind}: {exc}") from None
+
+    def _describe(self, container) -> VideoInfo:
+        if not container.streams.video:
+            container.close()
+            raise MediaError(f"{self.spec} has no video stream")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        if not ctx.width or not ctx.height:
+            container.close()
+            raise MediaError(f"{self.spec}: the video stream has no picture size "
+                             "(not a video, or damaged)")
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
+        time_base = stream.time_base or (1 / Fraction(rate))
+        pix_fmt = ctx.format.name if ctx.format else "?"
+        return VideoInfo(
+            width=ctx.width, height=ctx.height, rate=Fraction(rate), time_base=Fraction(time_base),
+            rotation=self._probe_rotation(), frames=stream.frames or 0,
+            has_audio=bool(container.streams.audio) and self.path is not None,
+            description=f"{ctx.name} {ctx.width}x{ctx.height} {pix_fmt} @ {float(rate):.3g} fps",
+        )
+
+    def _probe_rotation(self) -> int:
+        """Rotation side data rides on decoded frames, so peek at the first one in a fresh handle.
+
+        A fresh handle keeps the main one at the start, which matters for pipes and streams.
+        """
+        if self.path is None:
+            return 0
+        try:
+            with av.open(str(self.path)) as probe:
+                for frame in probe.decode(video=0):
+                    return int(frame.rotation or 0)
+        except (av.error.FFmpegError, OSError):
+            return 0
+        return 0
+
+    def set_output_size(self, width: int, height: int) -> None:
+        """Frames come out at this size, scaled by swscale in the decode thread."""
+        self.output_size = (width, height)
+
+    def _convert(self, av_frame: av.VideoFrame) -> np.ndarray:
+        if self.output_size is None or self.output_size == (av_frame.width, av_frame.height):
+            return av_frame.to_ndarray(format="rgb24")
+        w, h = self.output_size
+        return av_frame.to_ndarray(
+            width=w, height=h, format="rgb24",
+            interpolation=_interpolation((av_frame.width, av_frame.height), (w, h)))
+
+    def _decoded(self, container) -> Iterator[av.VideoFrame]:
+        """Decoded pictures of one container; skips bad packets, stops at a read error."""
+        stream = container.streams.video[0]
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as exc:
+                log.warning("reading %s stopped early: %s", self.spec, exc)
+                self.truncated = True
+                return
+            try:
+                pictures = packet.decode()
+            except av.error.FFmpegError as exc:
+                self.decode_errors += 1
+                log.debug("skipping undecodable packet at pts %s: %s", packet.pts, exc)
+                continue
+            yield from pictures
+
+    def _containers(self, stop: threading.Event) -> Iterator:
+        """The open container, then fresh ones while `--reconnect` keeps a stream alive."""
+        container = self._container
+        while True:
+            yield container
+            container.close()
+            if not (self.reconnect and self.is_network) or stop.is_set():
+                return
+            for delay in reconnect_delays():
+                if stop.wait(delay):
+                    return
+                try:
+                    container = self._open()
+                    self._describe(container)
+                    break
+                except MediaError as exc:
+                    log.info("reconnect to %s failed: %s", self.spec, exc)
+            self.reconnects += 1
+            log.warning("reconnected to %s", self.spec)
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        info = self.info
+        pace = self.live and not self.is_network
+        clock_start = first_seconds = None
+        last_pts = None
+        for container in self._containers(stop):
+            offset = None  # a reconnected stream may restart its clock; keep ours increasing
+            for av_frame in self._decoded(container):
+                if stop.is_set():
+                    return
+                time_base = Fraction(av_frame.time_base or info.time_base)
+                pts = av_frame.pts
+                if pts is None:  # raw inputs without timestamps: derive them from the index
+                    pts = round(self.frames_decoded / info.rate / time_base)
+                if offset is None:
+                    offset = last_pts + 1 - pts if last_pts is not None and pts <= last_pts else 0
+                pts += offset
+                last_pts = pts
+                if pace:
+                    seconds = float(pts * time_base)
+                    if clock_start is None:
+                        clock_start, first_seconds = time.monotonic(), seconds
+                    delay = clock_start + (seconds - first_seconds) - time.monotonic()
+                    if delay > 0 and stop.wait(delay):
+                        return
+                rgb = self._convert(av_frame)
+                yield Frame(rgb=rgb, pts=pts, time_base=time_base, index=self.frames_decoded,
+                            captured_at=time.monotonic())
+                self.frames_decoded += 1
+
+    def problems(self) -> str | None:
+        """A one-line account of what could not be read, or None when the input was clean."""
+        parts = []
+        if self.decode_errors:
+            parts.append(f"{self.decode_errors} undecodable packet(s) skipped")
+        if self.truncated:
+            parts.append("the input ended early (truncated or corrupt)")
+        declared = self.info.frames
+        if declared and self.frames_decoded < declared and (self.decode_errors or self.truncated):
+            parts.append(f"{self.frames_decoded} of {declared} frames decoded")
+        return "; ".join(parts) or None
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class CameraSource:
+    """A local camera through OpenCV, by index (`0`) or device path (`/dev/video2`).
+
+    Size, rate and MJPG are requests: the driver picks the nearest mode it has, and `info`
+    reports what was actually negotiated. MJPG matters because most USB cameras deliver only
+    low rates for raw YUYV at 720p and above. Timestamps are the capture clock in milliseconds.
+    """
+
+    def __init__(self, device: int | str, *, width: int | None = None, height: int | None = None,
+                 fps: float | None = None, mjpg: bool = True, reconnect: bool = False):
+        self.device = device
+        self.spec = str(device)
+        self.request = (width, height, fps, mjpg)
+        self.reconnect = reconnect
+        self.output_size: tuple[int, int] | None = None
+        self.frames_decoded = 0
+        self.decode_errors = 0
+        self.truncated = False
+        self.reconnects = 0
+        self.lost = False
+        self.path = None
+        self._capture = self._open()
+        self.info = self._describe()
+
+    def _open(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(self.device)
+        if not capture.isOpened():
+            capture.release()
+            present = sorted(str(p) for p in Path("/dev").glob("video*"))
+            hint = f" (devices here: {', '.join(present)})" if present else ""
+            raise MediaError(f"camera {self.device} could not be opened{hint}; check that no "
+                             "other program is using it, or pick another with --camera")
+        width, height, fps, mjpg = self.request
+        if mjpg:
+            capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+        if width:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        if fps:
+            capture.set(cv2.CAP_PROP_FPS, fps)
+        return capture
+
+    def _describe(self) -> VideoInfo:
+        cap = self._capture
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC))
+        codec = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ")
+        if not width or not height:
+            raise MediaError(f"camera {self.device} reports no picture size")
+        return VideoInfo(width=width, height=height,
+                         rate=Fraction(fps).limit_denominator(1001), time_base=CAMERA_TIME_BASE,
+                         description=f"camera {self.device} {codec or '?'} {width}x{height} "
+                                     f"@ {fps:.3g} fps")
+
+    def set_output_size(self, width: int, height: int) -> None:
+        self.output_size = (width, height)
+
+    def _reopen(self, stop: threading.Event) -> bool:
+        self._capture.release()
+        for delay in reconnect_delays():
+            if stop.wait(delay):
+                return False
+            try:
+                self._capture = self._open()
+                self.reconnects += 1
+                log.warning("camera %s is back", self.device)
+                return True
+            except MediaError as exc:
+                log.info("camera %s not back yet: %s", self.device, exc)
+        return False
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        clock_start = time.monotonic()
+        while not stop.is_set():
+            ok, bgr = self._capture.read()
+            captured_at = time.monotonic()
+            if not ok:
+                if self.reconnect and self._reopen(stop):
+                    continue
+                self.lost = not stop.is_set()
+                return
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if self.output_size is not None and self.output_size != (rgb.shape[1], rgb.shape[0]):
+                shrink = self.output_size[0] < rgb.shape[1]
+                rgb = cv2.resize(rgb, self.output_size,
+                                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+            pts = round((captured_at - clock_start) * 1000)
+            yield Frame(rgb=rgb, pts=pts, time_base=CAMERA_TIME_BASE, index=self.frames_decoded,
+                        captured_at=captured_at)
+            self.frames_decoded += 1
+
+    def problems(self) -> str | None:
+        if self.lost:
+            return f"camera {self.device} stopped delivering frames (unplugged?); " \
+                   "use --reconnect to wait for it"
+        return None
+
+    def close(self) -> None:
+        self._capture.release()
+
+    def __enter__(self) -> CameraSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+Source = FileSource | CameraSource
+
+
+def open_source(spec: str | int, *, live: bool = False, reconnect: bool = False,
+                capture_size: tuple[int, int] | None = None,
+                capture_fps: float | None = None) -> Source:
+    """`0` or `/dev/videoN` -> camera; anything else (file, pattern, URL, `lavfi:`) -> PyAV.
+
+    `capture_size`/`capture_fps` are requests to a camera; they do not apply to files.
+    """
+    text = str(spec)
+    if isinstance(spec, int) or text.isdigit() or text.startswith("/dev/video"):
+        device: int | str = int(text) if text.isdigit() else text
+        width, height = capture_size if capture_size else (None, None)
+        return CameraSource(device, width=width if width and width > 0 else None,
+                            height=height if height and height > 0 else None,
+                            fps=capture_fps, reconnect=reconnect)
+    return FileSource(text, live=live, reconnect=reconnect)

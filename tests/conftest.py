@@ -1,0 +1,51 @@
+"""Shared fixtures: the data folder beside the checkout, tiny real style files, a user dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rtstyle.models.johnson import TransformerNet
+from rtstyle.models.weights import write_style_file
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def make_tiny_style(path: Path, name: str = "tiny", tag: str = "v1", seed: int = 0,
+                    channels: int = 8, n_res: int = 1) -> Path:
+    """A real (random but fixed) Johnson net written as an rtstyle file; not a trained style."""
+    torch.manual_seed(seed)
+    net = TransformerNet(channels=channels, n_res=n_res)
+    spec = {
+        "name": name,
+        "tag": tag,
+        "arch": "johnson",
+        "arch_params": {"channels": channels, "n_res": n_res},
+        "input_range": "0_255",
+        "license": "test",
+        "style": {"painting": "none (test weights)"},
+    }
+    return write_style_file(path, net.state_dict(), spec, dtype=None)
+
+
+@pytest.fixture
+def rtstyle_home(tmp_path, monkeypatch) -> Path:
+    """An empty user data dir, so tests never see the developer's own styles."""
+    home = tmp_path / "rtstyle_home"
+    (home / "styles").mkdir(parents=True)
+    monkeypatch.setenv("RTSTYLE_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def tiny_style_file(tmp_path) -> Path:
+    return make_tiny_style(tmp_path / "tiny.v1.safetensors")

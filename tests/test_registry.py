@@ -1,0 +1,89 @@
+"""Name -> spec resolution: tags, aliases, user files, duplicates, bad files."""
+
+import json
+
+import pytest
+from conftest import make_tiny_style
+
+from rtstyle.errors import UnknownStyleError, WeightsError
+from rtstyle.models import registry
+from rtstyle.models.loading import load_stylizer
+from rtstyle.models.registry import StyleRegistry, discover, resolve_style, spec_from_file
+from rtstyle.models.weights import read_spec, sha256_file
+
+
+def test_user_styles_found_and_default_tag(rtstyle_home):
+    styles = rtstyle_home / "styles"
+    make_tiny_style(styles / "ink.v1.safetensors", name="ink", tag="v1", seed=1)
+    make_tiny_style(styles / "ink.v2.safetensors", name="ink", tag="v2", seed=2)
+    assert discover().names() == ["ink"]
+    assert resolve_style("ink.v2").tag == "v2"
+    assert resolve_style("ink.v1").tag == "v1"
+    assert resolve_style("ink").origin == "user"
+
+
+def test_unknown_style_lists_valid_names(rtstyle_home):
+    make_tiny_style(rtstyle_home / "styles" / "a.v1.safetensors", name="alpha")
+    make_tiny_style(rtstyle_home / "styles" / "b.v1.safetensors", name="beta")
+    with pytest.raises(UnknownStyleError) as info:
+        resolve_style("gamma")
+    assert "unknown style 'gamma'; choose from: alpha, beta" == str(info.value)
+
+
+def test_duplicate_name_raises(tmp_path):
+    reg = StyleRegistry()
+    spec = spec_from_file(make_tiny_style(tmp_path / "x.safetensors", name="x"))
+    reg.register(spec)
+    with pytest.raises(WeightsError, match="defined twice"):
+        reg.register(spec)
+
+
+def test_alias_yields_to_real_name(tmp_path):
+    reg = StyleRegistry()
+    lite = spec_from_file(make_tiny_style(tmp_path / "l.safetensors", name="monet-lite"))
+    reg.register(lite)
+    reg.add_alias("monet", "monet-lite.v1")
+    assert reg.get("monet") is lite
+    assert "monet" in reg.names()
+    real = spec_from_file(make_tiny_style(tmp_path / "m.safetensors", name="monet"))
+    reg.register(real)
+    assert reg.get("monet") is real
+
+
+def test_bundled_manifest_with_checksum(tmp_path, monkeypatch, rtstyle_home):
+    assets = tmp_path / "assets"
+    path = make_tiny_style(assets / "sea.v1.safetensors", name="sea")
+    manifest = {"format": 1, "styles": [
+        {"file": path.name, "name": "sea", "tag": "v1", "sha256": sha256_file(path),
+         "default": True, "aliases": ["ocean"]}]}
+    (assets / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(registry, "ASSETS_DIR", assets)
+    monkeypatch.setattr(registry, "MANIFEST", assets / "manifest.json")
+    assert resolve_style("ocean").origin == "bundled"
+    load_stylizer("sea")
+    path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(WeightsError, match="checksum"):
+        load_stylizer("sea")
+
+
+def test_broken_user_file_does_not_hide_others(rtstyle_home):
+    make_tiny_style(rtstyle_home / "styles" / "good.v1.safetensors", name="good")
+    (rtstyle_home / "styles" / "broken.v1.safetensors").write_bytes(b"garbage")
+    assert discover().names() == ["good"]
+
+
+def test_file_without_metadata_is_rejected(tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    path = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path))
+    with pytest.raises(WeightsError, match="not an rtstyle style file"):
+        read_spec(path)
+
+
+def test_spec_records_metadata(tiny_style_file):
+    spec = resolve_style(str(tiny_style_file))
+    assert spec.origin == "file"
+    assert spec.arch == "johnson" and spec.arch_params == {"channels": 8, "n_res": 1}
+    assert spec.summary()["painting"] == "none (test weights)"
