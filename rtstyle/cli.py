@@ -126,14 +126,18 @@ def styles(ctx: typer.Context, *, as_json: JsonOption = False) -> None:
     """List the installed styles (bundled and user)."""
     if ctx.invoked_subcommand is not None:
         return
-    from .models.registry import list_styles, user_styles_dir
+    from .models.registry import discover, user_styles_dir
 
     with user_errors():
-        specs = list_styles()
+        registry = discover()
+    specs = registry.specs()
     if as_json:
         out.print_json(json.dumps({"styles": [s.summary() for s in specs],
-                                   "user_dir": str(user_styles_dir())}))
+                                   "user_dir": str(user_styles_dir()),
+                                   "problems": registry.problems}))
         return
+    for problem in registry.problems:
+        err.print(f"[yellow]warning:[/] skipped {problem}", highlight=False)
     if not specs:
         out.print(
             "No styles are installed (none are bundled with this build).\n"
@@ -226,6 +230,191 @@ def image(
     else:
         for path in written:
             err.print(f"wrote {path}", highlight=False)
+
+
+# --------------------------------------------------------------------------- video, webcam
+GeometryHelp = "Fit inside WxH (e.g. 1280x720, 640x-1); default: the input's size."
+BackendOption = Annotated[
+    str, typer.Option("--backend", help="Inference backend: auto, eager, compile, tensorrt, onnx.")
+]
+PrecisionOption = Annotated[
+    str, typer.Option("--precision", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.")
+]
+
+
+def _check_styles(values: list[str]) -> list[str]:
+    return [check_style(v) for v in values]
+
+
+def _run_table(title: str, stats, rows: list[tuple[str, str]]) -> Table:
+    """The end-of-run summary: frames in/out/dropped, fps, latency, plus the caller's rows."""
+    info = stats.as_dict()
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    table.add_row("frames in / out", f"{info['frames_read']} / {info['frames_written']}")
+    table.add_row("dropped (stale, live)", str(info["frames_dropped"]))
+    table.add_row("speed", f"{info['fps']:.1f} fps over {info['seconds']:.1f} s")
+    if info["latency_ms_p50"] is not None:
+        table.add_row("latency p50 / p99",
+                      f"{info['latency_ms_p50']:.0f} / {info['latency_ms_p99']:.0f} ms")
+    return table
+
+
+@app.command()
+def video(
+    source: Annotated[str, typer.Argument(
+        help="Input video, image sequence (frames/%04d.png), URL or lavfi:GRAPH.")],
+    target: Annotated[Path, typer.Argument(help="Output video (.mp4, .mkv, .mov, .webm).")],
+    *,
+    style: StyleOption,
+    style_image: StyleImageOption = None,
+    strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Style strength 0..1.")] = 1.0,
+    size: Annotated[str | None, typer.Option(help=GeometryHelp)] = None,
+    scale: Annotated[float | None, typer.Option(help="Scale factor, e.g. 0.5.")] = None,
+    max_side: Annotated[int | None, typer.Option(help="Longest side at most this.")] = None,
+    codec: Annotated[str | None, typer.Option(
+        help="Video encoder (default libx264; e.g. libx265, libvpx-vp9, mpeg4).")] = None,
+    crf: Annotated[int | None, typer.Option(help="Quality for x264/x265 (lower = better).")] = None,
+    preset: Annotated[str | None, typer.Option(help="x264/x265 speed preset.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the output.")] = False,
+    device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
+    precision: PrecisionOption = "auto",
+    max_frames: Annotated[int | None, typer.Option(
+        min=1, help="Stop after this many frames (for a quick look).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stylize a video file, keeping every frame, the timing and the audio."""
+    from .devices import resolve_device
+    from .geometry import parse_size
+    from .realtime.controls import StyleCycler
+    from .realtime.runs import load_engine, open_video_job
+
+    with user_errors():
+        dev = resolve_device(device)
+        job = open_video_job(source, target, size=parse_size(size), scale=scale,
+                             max_side=max_side, overwrite=overwrite)
+        try:
+            process = StyleCycler(
+                [style], lambda name: load_engine(name, dev, backend=backend,
+                                                  precision=precision, style_image=style_image),
+                strength=strength)
+        except BaseException:
+            job.source.close()
+            raise
+        total = job.total_frames if max_frames is None else min(max_frames, job.total_frames or
+                                                                  max_frames)
+        rows = [("input", f"{source} ({job.source.info.description})"),
+                ("output", f"{job.target} ({job.width}x{job.height})"),
+                ("style", f"{process.name} on {dev}")]
+        progress = progress_bar(quiet=as_json)
+        task = progress.add_task("stylizing", total=total)
+        try:
+            with progress:
+                stats = job.run(process, dev, codec=codec, crf=crf, preset=preset,
+                                max_frames=max_frames,
+                                on_frame=lambda s: progress.update(task, completed=s.written))
+        except KeyboardInterrupt:
+            err.print(_run_table("rtstyle video (interrupted)", job.stats, rows))
+            err.print(f"output finalized: {job.target}", highlight=False)
+            raise
+    problems = job.source.problems()
+    if as_json:
+        out.print_json(json.dumps({"input": source, "output": str(job.target),
+                                   "size": [job.width, job.height], "style": process.name,
+                                   "device": str(dev), **stats.as_dict(), "warning": problems}))
+        return
+    err.print(_run_table("rtstyle video", stats, rows))
+    if problems:
+        err.print(f"[yellow]warning:[/] {source}: {problems}; every readable frame was written",
+                  highlight=False)
+
+
+@app.command()
+def webcam(
+    *,
+    style: Annotated[list[str], typer.Option(
+        "--style", "-s", help="Style name or file; repeat it to switch styles with n/p keys.",
+        autocompletion=complete_style, callback=_check_styles)],
+    camera: Annotated[str, typer.Option(
+        help="Camera index (0), /dev/videoN, a video file, a URL or lavfi:GRAPH.")] = "0",
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="window, vcam (virtual camera), udp://HOST:PORT (also srt://, "
+                               "tcp://, rtmp://) or a file name.")] = "window",
+    style_image: StyleImageOption = None,
+    strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Style strength 0..1.")] = 1.0,
+    size: Annotated[str | None, typer.Option(help="Capture/process size WxH (640x360).")] = None,
+    scale: Annotated[float | None, typer.Option(help="Scale factor, e.g. 0.5.")] = None,
+    max_side: Annotated[int | None, typer.Option(help="Longest side at most this.")] = None,
+    fps: Annotated[float | None, typer.Option(help="Camera frame rate to ask for.")] = None,
+    mirror: Annotated[bool, typer.Option("--mirror", help="Flip left-right.")] = False,
+    reconnect: Annotated[bool, typer.Option(
+        "--reconnect", help="Wait for a camera or stream that drops out, instead of ending.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a file output.")] = False,
+    device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
+    precision: PrecisionOption = "auto",
+    max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after N frames.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.0, help="Stop after N seconds.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stylize a camera live, to a window, a virtual camera, a network stream or a file."""
+    from rich.progress import TaskProgressColumn
+
+    from .devices import resolve_device
+    from .geometry import parse_size
+    from .realtime.controls import KEY_HELP, StyleCycler, ViewState
+    from .realtime.runs import live_pipeline, load_engine, open_live_sink, open_live_source
+
+    with user_errors():
+        dev = resolve_device(device)
+        source, (width, height) = open_live_source(
+            camera, size=parse_size(size), scale=scale, max_side=max_side, fps=fps,
+            reconnect=reconnect)
+        process = StyleCycler(
+            style, lambda name: load_engine(name, dev, backend=backend, precision=precision,
+                                            style_image=style_image),
+            strength=strength)
+        state = ViewState(style_count=len(style), strength=strength)
+        sink = open_live_sink(output, source.info, width, height, overwrite=overwrite,
+                              view_state=state, on_view_change=process.apply)
+        rows = [("camera", source.info.description),
+                ("output", f"{sink.describe()} ({width}x{height})"),
+                ("style", f"{', '.join(style)} on {dev}")]
+        if output == "window" and not as_json:
+            err.print(f"keys: {KEY_HELP}", highlight=False)
+        progress = Progress(TextColumn("[bold]live"), TaskProgressColumn(show_speed=True),
+                            TextColumn("{task.fields[status]}"), console=err, disable=as_json)
+        task = progress.add_task("live", total=None, status="")
+
+        def show(stats) -> None:
+            progress.update(task, completed=stats.written)
+            if stats.written % 15 == 0:
+                p50, p99 = stats.latency_ms(50, last=150), stats.latency_ms(99, last=150)
+                progress.update(task, status=f"latency p50 {p50:.0f} ms p99 {p99:.0f} ms  "
+                                             f"dropped {stats.dropped}")
+
+        pipeline = live_pipeline(source, process, sink, dev, mirror=mirror,
+                                 max_frames=max_frames, max_seconds=duration, on_frame=show)
+        try:
+            with progress:
+                live_stats = pipeline.run()
+        except KeyboardInterrupt:
+            if not as_json:
+                err.print(_run_table("rtstyle webcam (stopped)", pipeline.stats, rows))
+            raise
+    problems = source.problems()
+    if as_json:
+        out.print_json(json.dumps({"camera": camera, "output": output, "size": [width, height],
+                                   **live_stats.as_dict(), "warning": problems}))
+        return
+    err.print(_run_table("rtstyle webcam", live_stats, rows))
+    if problems:
+        err.print(f"[yellow]warning:[/] {problems}", highlight=False)
 
 
 def main() -> None:

@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import torch
+import upstream_reference as ref
 from PIL import Image
 from typer.testing import CliRunner
 
-import upstream_reference as ref
 from rtstyle.cli import app
 
 runner = CliRunner()
@@ -129,3 +129,27 @@ def test_missing_cuda_is_a_clear_error(tmp_path, rtstyle_home, tiny_style_file):
     result = runner.invoke(app, ["image", str(src), "--style", str(tiny_style_file),
                                  "--device", "cuda"])
     assert result.exit_code == 2 and "no CUDA GPU" in result.output
+
+
+def test_painting_as_style_uses_installed_sanet(tmp_path, rtstyle_home):
+    src = _photo(tmp_path / "p.png", 67, 41)
+    painting = _photo(tmp_path / "painting.png", 50, 40, seed=5)
+    no_model = runner.invoke(app, ["image", str(src), "--style", str(painting)])
+    assert no_model.exit_code == 2 and "rtstyle train sanet" in no_model.output
+
+    torch.manual_seed(0)
+    torch.save(ref.sanet_decoder.state_dict(), tmp_path / "decoder.pth")
+    torch.save(ref.Transform(512).state_dict(), tmp_path / "transformer.pth")
+    imported = runner.invoke(app, ["styles", "import", str(tmp_path / "decoder.pth"), "--arch",
+                                   "sanet", "--name", "sanet", "--transformer",
+                                   str(tmp_path / "transformer.pth")])
+    assert imported.exit_code == 0, imported.output
+
+    needs_image = runner.invoke(app, ["image", str(src), "--style", "sanet"])
+    assert needs_image.exit_code == 2 and "--style-image" in needs_image.output
+
+    out = tmp_path / "o.png"
+    result = runner.invoke(app, ["image", str(src), "--style", str(painting), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as img:
+        assert img.size == (67, 41)

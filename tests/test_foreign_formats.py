@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 import upstream_reference as ref
+
 from rtstyle.errors import WeightsError
 from rtstyle.models.loading import import_style, load_stylizer
 from rtstyle.models.registry import resolve_style

@@ -69,12 +69,14 @@ def test_bundled_manifest_with_checksum(tmp_path, monkeypatch, rtstyle_home):
 def test_broken_user_file_does_not_hide_others(rtstyle_home):
     make_tiny_style(rtstyle_home / "styles" / "good.v1.safetensors", name="good")
     (rtstyle_home / "styles" / "broken.v1.safetensors").write_bytes(b"garbage")
-    assert discover().names() == ["good"]
+    found = discover()
+    assert found.names() == ["good"]
+    assert len(found.problems) == 1 and "broken.v1.safetensors" in found.problems[0]
 
 
 def test_file_without_metadata_is_rejected(tmp_path):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     path = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(1)}, str(path))

@@ -66,7 +66,7 @@ def test_vgg_normalised_layout_gives_same_features():
     ours = load_vgg19()
     weight, bias = _caffe_transform()
     state = {"0.weight": weight.view(3, 3, 1, 1), "0.bias": bias}
-    for (name, (w, b)), idx in zip(_convs(ours).items(), _NORMALISED_INDEX, strict=True):
+    for (w, b), idx in zip(_convs(ours).values(), _NORMALISED_INDEX, strict=True):
         state[f"{idx}.weight"], state[f"{idx}.bias"] = w, b
     other = vgg19_from_state_dict(state)
     x = torch.rand(1, 3, 40, 56)
@@ -77,7 +77,7 @@ def test_vgg_normalised_layout_gives_same_features():
 def test_torchvision_layout_converts_input():
     ours = load_vgg19()
     state = {}
-    for (name, (w, b)), idx in zip(_convs(ours).items(), _TORCHVISION_INDEX, strict=True):
+    for (w, b), idx in zip(_convs(ours).values(), _TORCHVISION_INDEX, strict=True):
         state[f"features.{idx}.weight"], state[f"features.{idx}.bias"] = w, b
     tv = vgg19_from_state_dict(state)
     x = torch.rand(1, 3, 32, 32)

@@ -102,6 +102,7 @@ class StyleRegistry:
         self._specs: dict[str, StyleSpec] = {}
         self._defaults: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
+        self.problems: list[str] = []  # user files that could not be read, for `rtstyle styles`
 
     def register(self, spec: StyleSpec, default: bool = False) -> None:
         if spec.full_name in self._specs:
@@ -151,8 +152,8 @@ def discover() -> StyleRegistry:
         for path in sorted(folder.glob("*.safetensors")):
             try:
                 registry.register(spec_from_file(path, "user"))
-            except WeightsError:
-                continue  # a broken user file must not hide the others; `styles` reports it
+            except WeightsError as exc:  # one broken user file must not hide the others
+                registry.problems.append(str(exc))
     return registry
 
 

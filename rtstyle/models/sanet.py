@@ -93,7 +93,9 @@ class SANetModel(nn.Module):
         self.transform = Transform(512)
         self.decoder = make_decoder()
         self.alpha = alpha
-        self._style: tuple | None = None
+        # The cached style lives in non-persistent buffers so `.to(device, dtype)` moves it too.
+        for name in ("style4", "style5", "g4", "h4", "g5", "h5"):
+            self.register_buffer(name, None, persistent=False)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.encoder(x, self._LAYERS)
@@ -103,8 +105,9 @@ class SANetModel(nn.Module):
     def set_style(self, style: torch.Tensor) -> None:
         """Encode a 1×3×H×W RGB 0..1 style image once and keep its attention keys."""
         s4, s5 = self.encode(style)
-        self._style = (s4, s5, self.transform.sanet4_1.style_keys(s4),
-                       self.transform.sanet5_1.style_keys(s5))
+        self.style4, self.style5 = s4, s5
+        self.g4, self.h4 = self.transform.sanet4_1.style_keys(s4)
+        self.g5, self.h5 = self.transform.sanet5_1.style_keys(s5)
 
     def forward(self, content: torch.Tensor, style: torch.Tensor | None = None,
                 alpha: float | None = None) -> torch.Tensor:
@@ -114,11 +117,9 @@ class SANetModel(nn.Module):
         if style is not None:
             s4, s5 = self.encode(style)
             k4 = k5 = None
-        elif self._style is not None:
-            s4, s5, k4, k5 = self._style
-            k4 = tuple(t.to(c4.dtype) for t in k4)
-            k5 = tuple(t.to(c5.dtype) for t in k5)
-            s4, s5 = s4.to(c4.dtype), s5.to(c5.dtype)
+        elif self.style4 is not None:
+            s4, s5 = self.style4, self.style5
+            k4, k5 = (self.g4, self.h4), (self.g5, self.h5)
         else:
             raise ValueError("SANet needs a style image: pass `style` or call `set_style` first")
         feat = self.transform(c4, s4, c5, s5, k4, k5)

@@ -27,6 +27,19 @@ def pixel_grid(h: int, w: int, device: torch.device | str = "cpu",
     return torch.stack((xs, ys)).unsqueeze(0)
 
 
+def sampling_grid(flow: torch.Tensor) -> torch.Tensor:
+    """`grid_sample` grid (N×H×W×2, normalised, align_corners=True) for `p + flow(p)`.
+
+    In these normalised units the grid does not depend on the resolution, so a grid built from
+    low-resolution flow can be upsampled bilinearly and used at full resolution directly.
+    """
+    _, _, h, w = flow.shape
+    coords = pixel_grid(h, w, flow.device, flow.dtype) + flow
+    scale = torch.tensor((2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)), device=flow.device,
+                         dtype=flow.dtype).view(1, 2, 1, 1)
+    return (coords * scale - 1.0).permute(0, 2, 3, 1)
+
+
 def warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample `image` (N×C×H×W) at `p + flow(p)`; return the warped image and its validity.
 
@@ -34,15 +47,15 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.T
     callers can ignore pixels that came from the border padding. Bilinear, with
     `align_corners=True` so integer flows reproduce pixels exactly.
     """
-    n, _, h, w = image.shape
-    coords = pixel_grid(h, w, image.device, flow.dtype) + flow
-    x, y = coords[:, 0], coords[:, 1]
-    grid = torch.stack((2.0 * x / max(w - 1, 1) - 1.0, 2.0 * y / max(h - 1, 1) - 1.0), dim=-1)
+    grid = sampling_grid(flow)
     warped = F.grid_sample(image, grid.to(image.dtype), mode="bilinear",
                            padding_mode="border", align_corners=True)
-    eps = 1e-3
-    inside = (x >= -eps) & (x <= w - 1 + eps) & (y >= -eps) & (y <= h - 1 + eps)
-    return warped, inside.unsqueeze(1).to(image.dtype).expand(n, 1, h, w)
+    return warped, inside_mask(grid).to(image.dtype)
+
+
+def inside_mask(grid: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """N×1×H×W bool: which grid points fall inside the image."""
+    return (grid.abs() <= 1.0 + eps).all(dim=-1).unsqueeze(1)
 
 
 def to_gray(rgb01: torch.Tensor) -> torch.Tensor:

@@ -221,6 +221,7 @@ class Pipeline:
             self.sink.write(frame)
             stats.written += 1
             stats.latencies_ms.append((time.monotonic() - frame.captured_at) * 1000.0)
+            stats.dropped = self.inbox.dropped + self.outbox.dropped
             if self.on_frame is not None:
                 self.on_frame(stats)
 

@@ -61,6 +61,7 @@ class VideoJob:
     width: int
     height: int
     overwrite: bool = False
+    pipeline: Pipeline | None = None
 
     def run(self, process: Process, device: torch.device, *, codec: str | None = None,
             crf: int | None = None, preset: str | None = None, smoother=None,
@@ -74,13 +75,18 @@ class VideoJob:
         except BaseException:
             self.source.close()
             raise
-        pipeline = Pipeline(self.source, process, sink, device=device, smoother=smoother,
-                            max_frames=max_frames, on_frame=on_frame)
-        stats = pipeline.run()
+        self.pipeline = Pipeline(self.source, process, sink, device=device, smoother=smoother,
+                                 max_frames=max_frames, on_frame=on_frame)
+        stats = self.pipeline.run()
         problems = self.source.problems()
         if problems:
             log.info("%s: %s", self.source.spec, problems)
         return stats
+
+    @property
+    def stats(self) -> PipelineStats | None:
+        """Counters of the last run, also after it was interrupted."""
+        return self.pipeline.stats if self.pipeline is not None else None
 
     @property
     def total_frames(self) -> int | None:
@@ -134,12 +140,11 @@ def open_live_sink(output: str, info: VideoInfo, width: int, height: int, *,
                     overwrite=overwrite)
 
 
-def run_live(source, process: Process, sink, device: torch.device, *, smoother=None,
-             mirror: bool = False, max_frames: int | None = None,
-             max_seconds: float | None = None,
-             on_frame: Callable[[PipelineStats], None] | None = None) -> PipelineStats:
+def live_pipeline(source, process: Process, sink, device: torch.device, *, smoother=None,
+                  mirror: bool = False, max_frames: int | None = None,
+                  max_seconds: float | None = None,
+                  on_frame: Callable[[PipelineStats], None] | None = None) -> Pipeline:
     """Latest-frame pipeline: stale frames are dropped (and counted) instead of queued."""
-    pipeline = Pipeline(source, process, sink, device=device, live=True, smoother=smoother,
-                        mirror=mirror, max_frames=max_frames, max_seconds=max_seconds,
-                        on_frame=on_frame)
-    return pipeline.run()
+    return Pipeline(source, process, sink, device=device, live=True, smoother=smoother,
+                    mirror=mirror, max_frames=max_frames, max_seconds=max_seconds,
+                    on_frame=on_frame)

@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..errors import BackendUnavailableError, OutputExistsError, UserInputError
+from ..errors import BackendUnavailableError, OutputExistsError, RtstyleError, UserInputError
 from .controls import ViewState, apply_key
 from .frames import Frame, VideoInfo
 from .sources import url_scheme
@@ -98,7 +98,9 @@ class AudioRemuxer:
         else:
             target = "aac" if "aac" in output.supported_codecs else output.default_audio_codec
             ctx = self.in_stream.codec_context
-            self.out_stream = output.add_stream(target, rate=ctx.sample_rate)
+            rates = av.Codec(target, "w").audio_rates  # e.g. Opus: 48000 and a few lower
+            rate = ctx.sample_rate if not rates or ctx.sample_rate in rates else max(rates)
+            self.out_stream = output.add_stream(target, rate=rate)
             self.out_stream.layout = ctx.layout
             log.info("audio: re-encoding %s to %s for this container", codec, target)
         self.output = output
@@ -144,9 +146,11 @@ class AudioRemuxer:
         self.packets += 1
 
     def close(self) -> None:
-        if not self.copy:
-            self.output.mux(self.out_stream.encode(None))
-        self.input.close()
+        try:
+            if not self.copy and self.packets:
+                self.output.mux(self.out_stream.encode(None))
+        finally:
+            self.input.close()
 
 
 def check_output(target: Path, overwrite: bool) -> None:
@@ -205,6 +209,12 @@ class FileSink:
             raise
 
     def write(self, frame: Frame) -> None:
+        try:
+            self._encode(frame)
+        except av.error.FFmpegError as exc:
+            raise RtstyleError(f"encoding {self.target.name} failed: {exc}") from exc
+
+    def _encode(self, frame: Frame) -> None:
         pts = frame.pts
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # encoders refuse repeated timestamps; shift by one tick
@@ -237,8 +247,12 @@ class FileSink:
                 if self.audio is not None:
                     self.audio.close()
                 self.container.close()
-            except BaseException:
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    self.container.close()
                 self.temp.unlink(missing_ok=True)
+                if isinstance(exc, av.error.FFmpegError):
+                    raise RtstyleError(f"finishing {self.target.name} failed: {exc}") from exc
                 raise
             if self.written:
                 os.replace(self.temp, self.target)

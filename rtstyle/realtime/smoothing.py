@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserInputError
-from .flow import lucas_kanade_flow, resize_flow, to_gray, warp
+from .flow import inside_mask, lucas_kanade_flow, sampling_grid, to_gray
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +119,23 @@ class TemporalSmoother:
             return self._cut(current, small, hist, stylized, "histogram")
 
         flow = lucas_kanade_flow(to_gray(small), to_gray(self._prev_small), **self.lk)
-        warped_small, inside = warp(self._prev_small, flow)
+        grid = sampling_grid(flow)
+        warped_small = F.grid_sample(self._prev_small, grid, mode="bilinear",
+                                     padding_mode="border", align_corners=True)
         error = (warped_small - small).abs().mean(dim=1, keepdim=True)
-        trust = inside * torch.exp(-(error / self.photometric_sigma) ** 2)
+        trust = inside_mask(grid) * torch.exp(-(error / self.photometric_sigma) ** 2)
         if (trust > 0.5).float().mean().item() < self.cut_trusted_fraction:
             return self._cut(current, small, hist, stylized, "untrackable")
 
-        warped_prev, inside_full = warp(prev, resize_flow(flow, (h, w)))
-        weight = self.strength * inside_full * F.interpolate(
-            trust, size=(h, w), mode="bilinear", align_corners=False)
-        output = current + weight * (warped_prev - current)
+        # Upsampling the normalised grid is exact for the identity part and bilinear for the
+        # flow, so the full-resolution work is one interpolation, one warp and one lerp.
+        full_grid = F.interpolate(grid.permute(0, 3, 1, 2), size=(h, w), mode="bilinear",
+                                  align_corners=True).permute(0, 2, 3, 1)
+        warped_prev = F.grid_sample(prev, full_grid, mode="bilinear", padding_mode="border",
+                                    align_corners=True)
+        weight = F.interpolate(self.strength * trust, size=(h, w), mode="bilinear",
+                               align_corners=False)
+        output = torch.lerp(current, warped_prev, weight)
         self._remember(output, small, hist)
         return output.to(out_dtype)
 

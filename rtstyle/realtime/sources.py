@@ -71,6 +71,7 @@ class FileSource:
         self.decode_errors = 0
         self.frames_decoded = 0
         self.truncated = False
+        self.reached_end = False
         self.reconnects = 0
         self._container = self._open()
         self.info = self._describe(self._container)
@@ -215,6 +216,7 @@ class FileSource:
                 yield Frame(rgb=rgb, pts=pts, time_base=time_base, index=self.frames_decoded,
                             captured_at=time.monotonic())
                 self.frames_decoded += 1
+        self.reached_end = True
 
     def problems(self) -> str | None:
         """A one-line account of what could not be read, or None when the input was clean."""
@@ -224,8 +226,10 @@ class FileSource:
         if self.truncated:
             parts.append("the input ended early (truncated or corrupt)")
         declared = self.info.frames
-        if declared and self.frames_decoded < declared and (self.decode_errors or self.truncated):
-            parts.append(f"{self.frames_decoded} of {declared} frames decoded")
+        if declared and self.reached_end and self.frames_decoded < declared:
+            # The container declared more frames than could be read: cut off or damaged.
+            parts.append(f"{self.frames_decoded} of {declared} frames decoded "
+                         "(the file looks truncated or damaged)")
         return "; ".join(parts) or None
 
     def close(self) -> None:

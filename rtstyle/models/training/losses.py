@@ -1,0 +1,84 @@
+"""Perceptual losses of Johnson et al. (2016) on rtstyle's VGG-19, plus total variation.
+
+Content is compared at one relu layer, style as Gram matrices over several; all images are RGB
+0..1 (the VGG wrapper converts to its own input space). Each term is relative to the size of its
+target (squared error / mean square of the target): the Caffe VGG's layers differ by three orders
+of magnitude in Gram size, so raw sums would let relu4_1 drown the others and make the weights
+depend on the loss network; relative terms keep `--style-weight` meaningful across layers. Gram matrices are computed in float32
+even under autocast: bf16/fp16 sums over H·W lose the small differences the loss lives on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DEFAULT_CONTENT_LAYER = "relu2_2"
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
+    """N×C×C channel correlations, normalised by C·H·W so the size of the image cancels."""
+    n, c, h, w = feat.shape
+    flat = feat.float().reshape(n, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(output_feat: torch.Tensor, target_feat: torch.Tensor) -> torch.Tensor:
+    target = target_feat.float()
+    return F.mse_loss(output_feat.float(), target) / target.pow(2).mean().clamp_min(1e-8)
+
+
+def style_loss(output_feats: dict[str, torch.Tensor],
+               target_grams: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of the relative squared Gram difference; targets are 1×C×C."""
+    total = 0.0
+    for layer, target in target_grams.items():
+        gram = gram_matrix(output_feats[layer])
+        scale = target.pow(2).mean().clamp_min(1e-12)
+        total = total + F.mse_loss(gram, target.expand_as(gram)) / scale
+    return total / len(target_grams)
+
+
+def tv_loss(img: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of neighbouring pixels; discourages high-frequency noise."""
+    dh = (img[..., 1:, :] - img[..., :-1, :]).abs().mean()
+    dw = (img[..., :, 1:] - img[..., :, :-1]).abs().mean()
+    return dh + dw
+
+
+class PerceptualLoss(nn.Module):
+    """Content + style + TV terms against one painting, with its Gram targets precomputed."""
+
+    def __init__(self, vgg: nn.Module, style_image01: torch.Tensor,
+                 content_layer: str = DEFAULT_CONTENT_LAYER,
+                 style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
+                 content_weight: float = 1.0, style_weight: float = 1.0, tv_weight: float = 0.0):
+        super().__init__()
+        self.vgg = vgg
+        self.content_layer = content_layer
+        self.style_layers = tuple(style_layers)
+        self.weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
+        with torch.no_grad():
+            feats = vgg(style_image01.float(), self.style_layers)
+        self.style_grams = {k: gram_matrix(v) for k, v in feats.items()}
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.style_layers, self.content_layer)))
+
+    def forward(self, output01: torch.Tensor, content01: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted terms by name, plus `total`."""
+        with torch.no_grad():
+            target = self.vgg(content01, (self.content_layer,))[self.content_layer]
+        feats = self.vgg(output01, self.layers)
+        terms = {
+            "content": self.weights["content"] * content_loss(feats[self.content_layer], target),
+            "style": self.weights["style"] * style_loss(feats, self.style_grams),
+            "tv": self.weights["tv"] * tv_loss(output01.float()),
+        }
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms

@@ -1,0 +1,54 @@
+"""Eager PyTorch: always available, the reference every other backend is checked against."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import torch
+
+from . import BuildRequest, Runner, cpu_has_bf16
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype):
+    """BF16 on CPU runs under autocast: convolutions in BF16, instance norm kept in FP32, which
+    keeps the colours right where casting every weight to BF16 would drift."""
+    if device.type == "cpu" and dtype == torch.bfloat16:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def module_for(request: BuildRequest) -> torch.nn.Module:
+    """A private copy in the weight dtype the precision needs (FP16 weights on CUDA)."""
+    module = copy.deepcopy(request.module)
+    if request.dtype == torch.float16:
+        module = module.half()
+    return module.eval()
+
+
+class EagerBackend:
+    name = "eager"
+
+    def unavailable_reason(self, device: torch.device) -> str | None:
+        return None
+
+    def precisions(self, device: torch.device) -> list[torch.dtype]:
+        if device.type == "cuda":
+            return [torch.float16, torch.float32]
+        if device.type == "cpu" and cpu_has_bf16():
+            return [torch.float32, torch.bfloat16]
+        return [torch.float32]
+
+    def build(self, request: BuildRequest) -> Runner:
+        if request.dtype == torch.float32:
+            module = request.module
+        else:
+            module = module_for(request)
+        device, dtype = request.device, request.dtype
+        cast = torch.float16 if dtype == torch.float16 else torch.float32
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode(), autocast_context(device, dtype):
+                return module(x.to(cast))
+
+        return run

@@ -1,0 +1,152 @@
+"""ONNX export (torch.onnx dynamo exporter) and the onnxruntime backend.
+
+`export_onnx` serves both the `rtstyle export onnx` verb (dynamic batch/height/width, for use
+outside rtstyle) and this backend (one static graph per shape bucket, which lets onnxruntime
+plan memory and fold shapes). Exported graphs are cached on disk: the export itself takes
+seconds to tens of seconds on a small CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...errors import BackendUnavailableError
+from . import BuildRequest, Runner
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+INPUT_NAME = "image"
+OUTPUT_NAME = "stylized"
+
+
+class _PadToMultiple(nn.Module):
+    """Reflect-pad to `multiple` and crop back, with no Python branch on the input size.
+
+    The generators' own `pad_to_multiple` skips padding when none is needed; that `if` would
+    pin a dynamic-shape export to the example's size. Padding here first makes the inner
+    branch always take the no-pad path, so the graph is valid for every height and width.
+    """
+
+    def __init__(self, module: nn.Module, multiple: int):
+        super().__init__()
+        self.module = module
+        self.multiple = multiple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        ph = (self.multiple - h % self.multiple) % self.multiple
+        pw = (self.multiple - w % self.multiple) % self.multiple
+        y = self.module(F.pad(x, (0, pw, 0, ph), mode="reflect"))
+        return y[..., :h, :w]
+
+
+def stride_multiple(module: nn.Module) -> int:
+    """The generator's downsampling factor (`Stylizer.net.stride_multiple`), 1 if it has none."""
+    net = getattr(module, "net", module)
+    return int(getattr(net, "stride_multiple", 1))
+
+
+def export_onnx(module: nn.Module, path: Path, example: torch.Tensor, *,
+                dynamic: bool) -> None:
+    """Write `module` (N×3×H×W RGB 0..1 in and out) as ONNX; `dynamic` frees N, H and W."""
+    if importlib.util.find_spec("onnxscript") is None:
+        raise BackendUnavailableError("ONNX export needs onnxscript (pip install 'rtstyle[onnx]')")
+    module = copy.deepcopy(module).float().eval().cpu()  # .float()/.cpu() act in place
+    example = example.float().cpu()
+    kwargs: dict = {}
+    if dynamic:
+        from torch.export import Dim
+
+        multiple = max(stride_multiple(module), 1)
+        module = _PadToMultiple(module, multiple)
+        kwargs["dynamic_shapes"] = {"x": {0: Dim("batch", min=1, max=64),
+                                          2: Dim("height", min=multiple, max=8192),
+                                          3: Dim("width", min=multiple, max=8192)}}
+    with torch.inference_mode(False), torch.no_grad():
+        program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET,
+                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                    verbose=False, **kwargs)
+    program.save(str(path))
+
+
+def make_session(path: Path, device: torch.device, threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    if device.type == "cuda":
+        providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}),
+                     "CPUExecutionProvider"]
+    else:
+        providers = ["CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def unavailable_reason(self, device: torch.device) -> str | None:
+        if importlib.util.find_spec("onnxruntime") is None:
+            return "onnxruntime is not installed (pip install 'rtstyle[onnx]')"
+        if importlib.util.find_spec("onnxscript") is None:
+            return "onnxscript is not installed (pip install 'rtstyle[onnx]')"
+        if device.type == "cuda":
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                return "this onnxruntime build has no CUDAExecutionProvider (onnxruntime-gpu)"
+        elif device.type != "cpu":
+            return f"not set up for {device.type}"
+        return None
+
+    def precisions(self, device: torch.device) -> list[torch.dtype]:
+        return [torch.float32]
+
+    def build(self, request: BuildRequest) -> Runner:
+        import onnxruntime as ort
+
+        example = torch.rand(request.shape)
+        key = request.cache.key(backend=self.name, weights=request.fingerprint,
+                                shape=request.shape, dtype="float32", opset=OPSET,
+                                torch=torch.__version__, onnxruntime=ort.__version__)
+        path = request.cache.get_or_build(
+            self.name, key, ".onnx",
+            lambda tmp: export_onnx(request.module, tmp, example, dynamic=False))
+        session = make_session(path, request.device, threads=torch.get_num_threads())
+        if request.device.type == "cuda":
+            return _cuda_runner(session, request.device)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            feed = {INPUT_NAME: np.ascontiguousarray(x.detach().float().numpy())}
+            return torch.from_numpy(session.run([OUTPUT_NAME], feed)[0])
+
+        return run
+
+
+def _cuda_runner(session, device: torch.device) -> Runner:
+    """I/O binding keeps tensors on the GPU (no host round trip). Untested here: no GPU."""
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        x = x.float().contiguous()
+        y = torch.empty_like(x)
+        binding = session.io_binding()
+        binding.bind_input(INPUT_NAME, "cuda", device.index or 0, np.float32, tuple(x.shape),
+                           x.data_ptr())
+        binding.bind_output(OUTPUT_NAME, "cuda", device.index or 0, np.float32, tuple(y.shape),
+                            y.data_ptr())
+        torch.cuda.current_stream(device).synchronize()
+        session.run_with_iobinding(binding)
+        return y
+
+    return run

@@ -1,0 +1,75 @@
+"""TensorRT through torch-tensorrt's dynamo frontend (the `tensorrt` extra).
+
+UNTESTED HERE: this workplace has no GPU and torch-tensorrt cannot be installed, so this module
+is written against the documented API (`torch_tensorrt.compile(ir="dynamo")`,
+`torch_tensorrt.Input(min_shape, opt_shape, max_shape)`, `torch_tensorrt.save` /
+`torch.export.load`) and has never run. The engine's precision guard still checks its output
+against FP32 eager before any frame reaches the user.
+
+Building a TensorRT engine takes minutes, so each (weights, shape, precision, GPU, versions)
+combination is built once and saved in the engine cache as an ExportedProgram.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from ..cache import device_name
+from . import BuildRequest, Runner
+from .eager import module_for
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    parts = (version.split("+")[0].split(".") + ["0", "0"])[:2]
+    return int(parts[0]), int(parts[1])
+
+
+class TensorRTBackend:
+    name = "tensorrt"
+
+    def unavailable_reason(self, device: torch.device) -> str | None:
+        if device.type != "cuda":
+            return "TensorRT needs an NVIDIA GPU"
+        if importlib.util.find_spec("torch_tensorrt") is None:
+            return "torch-tensorrt is not installed (pip install 'rtstyle[tensorrt]')"
+        return None
+
+    def precisions(self, device: torch.device) -> list[torch.dtype]:
+        return [torch.float16, torch.float32]
+
+    def build(self, request: BuildRequest) -> Runner:
+        import torch_tensorrt
+
+        shape, dtype = request.shape, request.dtype
+        example = torch.zeros(shape, device=request.device, dtype=dtype)
+        key = request.cache.key(
+            backend=self.name, weights=request.fingerprint, shape=shape, dtype=str(dtype),
+            torch=torch.__version__, torch_tensorrt=torch_tensorrt.__version__,
+            gpu=device_name(request.device),
+        )
+
+        def build(path: Path) -> None:
+            module = module_for(request)
+            # Size buckets rather than one wide profile: a static profile gives TensorRT the
+            # freedom to pick the fastest tactics for exactly this shape.
+            spec = torch_tensorrt.Input(min_shape=shape, opt_shape=shape, max_shape=shape,
+                                        dtype=dtype)
+            options = {}
+            if _major_minor(torch_tensorrt.__version__) < (2, 9):
+                # Later releases type layers from the module's own dtype and deprecate this.
+                options["enabled_precisions"] = {dtype}
+            compiled = torch_tensorrt.compile(module, ir="dynamo", inputs=[spec], **options)
+            torch_tensorrt.save(compiled, str(path), output_format="exported_program",
+                                inputs=[example])
+
+        path = request.cache.get_or_build(self.name, key, ".ep", build)
+        program = torch.export.load(str(path)).module()
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return program(x.to(dtype))
+
+        return run
