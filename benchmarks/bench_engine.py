@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=None, help="torch/onnxruntime threads")
     parser.add_argument("--label", required=True, help="machine label, names the JSON file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -42,6 +43,8 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     backends = ([n for n in preference(device) if n in BACKENDS]
                 if args.backend == ["all"] else args.backend)
     sizes = [parse_size(s) for s in args.size]
@@ -57,10 +60,11 @@ def main() -> None:
         print(f"\n{arch} on {report.device} ({report.machine['cpu']}, "
               f"{report.threads} threads)")
         print(f"{'size':>9} {'backend':>12} {'prec':>5} {'median ms':>10} {'p99 ms':>8} "
-              f"{'fps':>7} {'x naive':>8}  note")
+              f"{'fps':>7} {'x naive':>8} {'cpu ms':>8}  note")
         for r in report.rows:
             print(f"{r.size:>9} {r.backend:>12} {r.precision:>5} {r.median_ms or '-':>10} "
-                  f"{r.p99_ms or '-':>8} {r.fps or '-':>7} {r.speedup_vs_naive or '-':>8}  "
+                  f"{r.p99_ms or '-':>8} {r.fps or '-':>7} {r.speedup_vs_naive or '-':>8} "
+                  f"{r.cpu_ms or '-':>8}  "
                   f"{r.status if r.status != 'ok' else ''} {r.reason[:80]}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{args.label}.json"

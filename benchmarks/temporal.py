@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "else an untrained lite net)")
     ap.add_argument("--painting", type=Path, default=None, help="painting for the Gram loss")
     ap.add_argument("--strength", type=float, default=0.7)
-    ap.add_argument("--flow-scale", type=float, default=0.25)
+    ap.add_argument("--flow-scale", type=float, default=0.2)
     ap.add_argument("--clip", type=Path, default=DATA / "video" / "bbb_cut_640x360_10s_audio.mp4")
     ap.add_argument("--clip-frames", type=int, default=36)
     ap.add_argument("--timing-clip", type=Path, default=DATA / "video" / "bbb_1280x720_5s_audio.mp4")

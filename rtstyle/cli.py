@@ -240,6 +240,20 @@ BackendOption = Annotated[
 PrecisionOption = Annotated[
     str, typer.Option("--precision", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.")
 ]
+# Same value as rtstyle.realtime.smoothing.DEFAULT_STRENGTH (not imported: keeps --help fast).
+DEFAULT_SMOOTH = 0.7
+SmoothOption = Annotated[float, typer.Option(
+    "--smooth", min=0.0, max=1.0,
+    help="Temporal smoothing 0..1: blend in the previous output, carried along the motion, "
+         "to stop flicker (0 = off).")]
+NoSmoothOption = Annotated[bool, typer.Option(
+    "--no-smooth", help="Per-frame output, no temporal smoothing (same as --smooth 0).")]
+
+
+def _smoother(smooth: float, no_smooth: bool):
+    from .realtime.smoothing import make_smoother
+
+    return make_smoother(0.0 if no_smooth else smooth)
 
 
 def _check_styles(values: list[str]) -> list[str]:
@@ -285,6 +299,8 @@ def video(
     precision: PrecisionOption = "auto",
     max_frames: Annotated[int | None, typer.Option(
         min=1, help="Stop after this many frames (for a quick look).")] = None,
+    smooth: SmoothOption = DEFAULT_SMOOTH,
+    no_smooth: NoSmoothOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Stylize a video file, keeping every frame, the timing and the audio."""
@@ -310,12 +326,14 @@ def video(
         rows = [("input", f"{source} ({job.source.info.description})"),
                 ("output", f"{job.target} ({job.width}x{job.height})"),
                 ("style", f"{process.name} on {dev}")]
+        smoother = _smoother(smooth, no_smooth)
+        rows.append(("smoothing", f"{smoother.strength:g}" if smoother.strength else "off"))
         progress = progress_bar(quiet=as_json)
         task = progress.add_task("stylizing", total=total)
         try:
             with progress:
                 stats = job.run(process, dev, codec=codec, crf=crf, preset=preset,
-                                max_frames=max_frames,
+                                max_frames=max_frames, smoother=smoother,
                                 on_frame=lambda s: progress.update(task, completed=s.written))
         except KeyboardInterrupt:
             err.print(_run_table("rtstyle video (interrupted)", job.stats, rows))
@@ -325,7 +343,8 @@ def video(
     if as_json:
         out.print_json(json.dumps({"input": source, "output": str(job.target),
                                    "size": [job.width, job.height], "style": process.name,
-                                   "device": str(dev), **stats.as_dict(), "warning": problems}))
+                                   "device": str(dev), "smooth": smoother.strength,
+                                   **stats.as_dict(), "warning": problems}))
         return
     err.print(_run_table("rtstyle video", stats, rows))
     if problems:
@@ -354,12 +373,17 @@ def webcam(
     reconnect: Annotated[bool, typer.Option(
         "--reconnect", help="Wait for a camera or stream that drops out, instead of ending.")
     ] = False,
+    vcam_backend: Annotated[str | None, typer.Option(
+        help="pyvirtualcam backend for --output vcam (obs, unitycapture, v4l2loopback); "
+             "default: the first that works.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a file output.")] = False,
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
     precision: PrecisionOption = "auto",
     max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after N frames.")] = None,
     duration: Annotated[float | None, typer.Option(min=0.0, help="Stop after N seconds.")] = None,
+    smooth: SmoothOption = DEFAULT_SMOOTH,
+    no_smooth: NoSmoothOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Stylize a camera live, to a window, a virtual camera, a network stream or a file."""
@@ -381,10 +405,13 @@ def webcam(
             strength=strength)
         state = ViewState(style_count=len(style), strength=strength)
         sink = open_live_sink(output, source.info, width, height, overwrite=overwrite,
-                              view_state=state, on_view_change=process.apply)
+                              view_state=state, on_view_change=process.apply,
+                              vcam_backend=vcam_backend)
         rows = [("camera", source.info.description),
                 ("output", f"{sink.describe()} ({width}x{height})"),
                 ("style", f"{', '.join(style)} on {dev}")]
+        smoother = _smoother(smooth, no_smooth)
+        rows.append(("smoothing", f"{smoother.strength:g}" if smoother.strength else "off"))
         if output == "window" and not as_json:
             err.print(f"keys: {KEY_HELP}", highlight=False)
         progress = Progress(TextColumn("[bold]live"), TaskProgressColumn(show_speed=True),
@@ -398,7 +425,7 @@ def webcam(
                 progress.update(task, status=f"latency p50 {p50:.0f} ms p99 {p99:.0f} ms  "
                                              f"dropped {stats.dropped}")
 
-        pipeline = live_pipeline(source, process, sink, dev, mirror=mirror,
+        pipeline = live_pipeline(source, process, sink, dev, mirror=mirror, smoother=smoother,
                                  max_frames=max_frames, max_seconds=duration, on_frame=show)
         try:
             with progress:
@@ -410,11 +437,268 @@ def webcam(
     problems = source.problems()
     if as_json:
         out.print_json(json.dumps({"camera": camera, "output": output, "size": [width, height],
-                                   **live_stats.as_dict(), "warning": problems}))
+                                   "smooth": smoother.strength, **live_stats.as_dict(),
+                                   "warning": problems}))
         return
     err.print(_run_table("rtstyle webcam", live_stats, rows))
     if problems:
         err.print(f"[yellow]warning:[/] {problems}", highlight=False)
+
+
+# --------------------------------------------------------------------------- bench, export
+export_app = typer.Typer(help="Export a style's network for use outside rtstyle.")
+app.add_typer(export_app, name="export")
+
+
+def _bench_table(report) -> Table:
+    table = Table(title=f"rtstyle bench · {report.model.get('style') or report.model.get('arch')}"
+                        f" · {report.device} · {report.threads} threads", title_justify="left")
+    table.add_column("size")
+    table.add_column("backend")
+    for column in ("prec", "median ms", "p99 ms", "fps", "× naive", "warm-up s"):
+        table.add_column(column, justify="right")
+    for r in report.rows:
+        cells = [r.median_ms, r.p99_ms, r.fps, r.speedup_vs_naive, r.warmup_s]
+        table.add_row(r.size, r.backend if r.status == "ok" else f"{r.backend} ({r.status})",
+                      r.precision, *("-" if c is None else f"{c:g}" for c in cells))
+    return table
+
+
+@app.command()
+def bench(
+    *,
+    style: Annotated[str | None, typer.Option(
+        "--style", help="Installed style name or .safetensors file (default: --arch, random "
+                        "weights).", autocompletion=complete_style, callback=check_style)] = None,
+    arch: Annotated[str, typer.Option(
+        "--arch", help="Architecture timed with random weights when no --style: johnson, "
+                       "johnson-lite, cyclegan, sanet.")] = "johnson",
+    style_image: StyleImageOption = None,
+    device: DeviceOption = "auto",
+    size: Annotated[list[str] | None, typer.Option(
+        "--size", help="Frame size WxH; repeat for several.")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="all, auto, or one of: eager, compile, onnxruntime, tensorrt.")] = "all",
+    precision: PrecisionOption = "auto",
+    frames: Annotated[int, typer.Option("--frames", min=1, help="Timed frames per run.")] = 30,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, help="CPU threads (default: PyTorch's choice).")] = None,
+    smooth: Annotated[float | None, typer.Option(
+        "--smooth", min=0.0, max=1.0,
+        help="Also time temporal smoothing at this strength (a '+smooth' row per size).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Time every backend against the naive FP32 loop (uint8 in and out, same frames)."""
+    import torch
+
+    from .devices import resolve_device
+    from .geometry import parse_size
+    from .models.architectures import build_generator, get_arch
+    from .models.loading import load_stylizer
+    from .models.stylizer import Stylizer
+    from .realtime.backends import BACKENDS, preference
+    from .realtime.benchmark import run_benchmark
+
+    with user_errors():
+        dev = resolve_device(device)
+        if threads:
+            torch.set_num_threads(threads)
+        sizes = [parse_size(s) for s in (size or ["640x360"])]
+        if style is not None:
+            stylizer = load_stylizer(style, device=dev, style_image=style_image)
+            model = {"style": stylizer.name, "weights": "trained"}
+        else:
+            info = get_arch(arch)
+            torch.manual_seed(0)
+            net = build_generator(arch)
+            if info.needs_style_image:
+                net.set_style(torch.rand(1, 3, 256, 256))
+            stylizer = Stylizer(net, info.input_range, feature_strength=info.needs_style_image)
+            model = {"arch": arch, "weights": "random (seed 0): speed only, images meaningless"}
+        names = [n for n in preference(dev) if n in BACKENDS] if backend == "all" else [backend]
+        say = (lambda m: None) if as_json else (lambda m: err.print(m, highlight=False))
+        report = run_benchmark(stylizer.eval(), dev, sizes=sizes, backends=names,
+                               precision=precision, frames=frames, model_info=model,
+                               smooth=smooth, on_status=say)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    err.print(_bench_table(report))
+    for r in report.rows:
+        if r.reason:
+            err.print(f"{r.size} {r.backend}: {r.status}: {r.reason}", highlight=False)
+    err.print(f"{model['weights']}; versions: "
+              + ", ".join(f"{k} {v}" for k, v in report.versions.items()), highlight=False)
+
+
+@export_app.command("onnx")
+def export_onnx_verb(
+    output: Annotated[Path, typer.Argument(help="Where to write the .onnx file.")],
+    *,
+    style: StyleOption,
+    style_image: StyleImageOption = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the style as ONNX (RGB 0..1 N×3×H×W in and out; any batch, height and width)."""
+    from .realtime.export import export_style_onnx
+
+    with user_errors():
+        result = export_style_onnx(style, output, style_image=style_image, overwrite=overwrite)
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        err.print(f"wrote {output} (max abs difference vs PyTorch in onnxruntime: "
+                  f"{result['max_abs_diff']:.2e})", highlight=False)
+
+
+# --------------------------------------------------------------------------- eval
+eval_app = typer.Typer(help="Measure stylized output.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("temporal")
+def eval_temporal(
+    *,
+    input_path: Annotated[Path, typer.Option(
+        "--input", "-i", help="Source video file or folder of frames (flow is computed here).")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Stylized video file or folder of frames to score.")],
+    baseline: Annotated[Path | None, typer.Option(
+        "--baseline", help="A per-frame (--no-smooth) stylization of the same input, "
+                           "scored with the same flow.")] = None,
+    flow: Annotated[Path | None, typer.Option(
+        "--flow", help="Folder of ground-truth NAME.flo (+ NAME_occlusions.png, "
+                       "NAME_invalid.png); default: DIS flow on the input.")] = None,
+    preset: Annotated[str, typer.Option(
+        "--preset", help="DIS preset: ultrafast, fast, medium.")] = "medium",
+    max_frames: Annotated[int | None, typer.Option(
+        "--max-frames", min=2, help="Score only the first N frames.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Warping error (Lai et al. 2018): flicker after motion compensation; lower is steadier."""
+    from .metrics.temporal import evaluate_temporal, iter_frames
+
+    with user_errors():
+        with progress_bar(quiet=as_json) as progress:
+            task = progress.add_task("scoring", total=max_frames)
+
+            def counted(frames):
+                for item in frames:
+                    yield item
+                    progress.advance(task)
+
+            report = evaluate_temporal(
+                counted(iter_frames(input_path, max_frames)), iter_frames(output, max_frames),
+                baseline=None if baseline is None else iter_frames(baseline, max_frames),
+                flow_dir=flow, preset=preset)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    table = Table(title="warping error", title_justify="left",
+                  caption=f"{report.pairs} pairs, {report.flow} flow, "
+                          f"{100 * report.valid_fraction:.0f}% of pixels tracked")
+    table.add_column("frames")
+    table.add_column("warping error", justify="right")
+    table.add_row("input (floor)", f"{report.input:.6f}")
+    if report.baseline is not None:
+        table.add_row("baseline", f"{report.baseline:.6f}")
+    table.add_row("output", f"{report.output:.6f}")
+    if report.ratio_to_baseline is not None:
+        table.add_row("output / baseline", f"{report.ratio_to_baseline:.2f}×")
+    out.print(table)
+
+
+# --------------------------------------------------------------------------- train
+train_app = typer.Typer(help="Train your own style (Johnson/lite, CycleGAN, SANet).",
+                        no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@contextlib.contextmanager
+def _training_progress(name: str, quiet: bool):
+    """A bar with each loss term, it/s and ETA; yields the trainer's step callback."""
+    progress = Progress(
+        TextColumn(f"[bold]{name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[losses]}"),
+        TextColumn("[cyan]{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+    )
+    task = progress.add_task(name, total=None, losses="", rate="")
+
+    def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+        speed = progress.tasks[task].speed
+        progress.update(task, completed=step, total=total,
+                        losses=" ".join(f"{k}={v:.4g}" for k, v in losses.items()),
+                        rate=f"{speed:.2f} it/s" if speed else "")
+
+    with progress:
+        yield on_step
+
+
+def _training_summary(result, as_json: bool) -> None:
+    summary = {"style": str(result.style_path) if result.style_path else None,
+               "steps": result.steps, "losses": result.losses,
+               "duration_s": round(result.duration_s, 1), "device": result.device,
+               "work_dir": str(result.work_dir)}
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        err.print(f"wrote {summary['style']} after {result.steps} steps "
+                  f"({summary['duration_s']} s on {result.device})", highlight=False)
+
+
+@train_app.command("johnson")
+def train_johnson_verb(
+    *,
+    style_image: Annotated[Path, typer.Option(help="The painting to learn.")],
+    data: Annotated[Path, typer.Option(help="Folder of training photos.")],
+    name: Annotated[str, typer.Option(help="Style name to register.")],
+    arch: Annotated[str, typer.Option(help="standard (GPU real time) or lite (CPU real time).")] = "lite",
+    size: Annotated[int, typer.Option(help="Training crop side in pixels.")] = 256,
+    style_size: Annotated[int | None, typer.Option(help="Painting long side (default 2×size); sets stroke size.")] = None,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 2000,
+    batch: Annotated[int, typer.Option(help="Photos per step (per GPU).")] = 4,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    content_weight: Annotated[float, typer.Option(help="Weight of the content term.")] = 1.0,
+    style_weight: Annotated[float, typer.Option(help="Weight of the Gram style term.")] = 0.25,
+    tv_weight: Annotated[float, typer.Option(help="Weight of total variation.")] = 0.0,
+    temporal_weight: Annotated[float, typer.Option(help="Weight of the synthetic-motion stability term.")] = 0.0,
+    channels: Annotated[int | None, typer.Option(help="Width of the net (default per arch).")] = None,
+    n_res: Annotated[int | None, typer.Option(help="Residual blocks (default per arch).")] = None,
+    device: DeviceOption = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast).")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for init and data order.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from the work dir's checkpoint.")] = False,
+    sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps (0: never).")] = 200,
+    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
+    work_dir: Annotated[Path | None, typer.Option(help="Checkpoints, samples, logs.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the style file (default: user styles).")] = None,
+    tag: Annotated[str, typer.Option(help="Version tag of the style.")] = "v1",
+    painting: Annotated[str | None, typer.Option(help="Painting title (metadata).")] = None,
+    artist: Annotated[str | None, typer.Option(help="Artist (metadata).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a feed-forward net for one painting (perceptual losses on VGG-19)."""
+    from .models.training.johnson import JohnsonConfig, train_johnson
+
+    cfg = JohnsonConfig(
+        style_image=style_image, data=data, name=name, arch=arch, size=size,
+        style_size=style_size, steps=steps, batch=batch, lr=lr, content_weight=content_weight,
+        style_weight=style_weight, tv_weight=tv_weight, temporal_weight=temporal_weight,
+        channels=channels, n_res=n_res, device=device, precision=precision, seed=seed,
+        resume=resume, sample_every=sample_every, checkpoint_every=checkpoint_every,
+        work_dir=work_dir, out=out, tag=tag, painting=painting or style_image.stem,
+        artist=artist,
+    )
+    with user_errors(), _training_progress(f"train {name}", as_json) as on_step:
+        result = train_johnson(cfg, on_step)
+    _training_summary(result, as_json)
 
 
 def main() -> None:

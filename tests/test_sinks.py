@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from fractions import Fraction
 
@@ -12,9 +13,10 @@ import torch
 from video_helpers import probe, write_clip
 
 from rtstyle.errors import BackendUnavailableError, OutputExistsError, UserInputError
+from rtstyle.images import read_image
 from rtstyle.realtime.controls import KEYS, StyleCycler, ViewState, action_for, apply_key
 from rtstyle.realtime.frames import Frame, VideoInfo
-from rtstyle.realtime.sinks import FileSink, VirtualCameraSink
+from rtstyle.realtime.sinks import FileSink, PreviewSink, StopRequested, VirtualCameraSink
 from rtstyle.realtime.sources import FileSource
 
 
@@ -195,3 +197,34 @@ def test_style_cycler_switches_and_blends():
     assert cycler.name == "light" and loaded == ["dark", "light"]
     cycler.apply(ViewState(style_index=1, style_count=2, strength=0.5))
     torch.testing.assert_close(cycler(x), torch.full_like(x, 0.75))
+
+
+def test_preview_without_a_display_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(BackendUnavailableError, match="no display"):
+        PreviewSink(ViewState())
+
+
+def test_preview_keys_switch_style_snapshot_side_by_side_and_quit(monkeypatch, tmp_path):
+    """Key handling runs without a window: the window only opens with the first frame."""
+    monkeypatch.setenv("DISPLAY", ":0")
+    changes = []
+    sink = PreviewSink(ViewState(style_count=2), on_change=changes.append, snapshot_dir=tmp_path)
+    original = np.zeros((4, 6, 3), np.uint8)
+    frame = Frame(rgb=np.full((4, 6, 3), 200, np.uint8), pts=0, time_base=Fraction(1, 25),
+                  index=0, captured_at=0.0, original=original)
+    sink.handle_key(ord("o"))
+    sink._shown = sink.compose(frame)
+    assert sink._shown.shape == (4, 12, 3)
+    sink.handle_key(ord("s"))
+    assert [p.name for p in sink.snapshots] == ["rtstyle_snapshot_001.png"]
+    assert read_image(sink.snapshots[0]).shape == (4, 12, 3)
+    assert not sink.state.snapshot_pending
+    sink.handle_key(ord("n"))
+    sink.handle_key(ord("-"))
+    assert [(s.style_index, s.strength) for s in changes] == [(1, 1.0), (1, 0.9)]
+    with pytest.raises(StopRequested):
+        sink.handle_key(ord("q"))
+    sink.close()

@@ -59,7 +59,7 @@ def write_clip(path: Path, *, frames: int = 12, width: int = 64, height: int = 4
 
 
 def trim_clip(source: Path, target: Path, seconds: float) -> Path:
-    """Copy the packets of the first `seconds` (video from its first keyframe, plus audio)."""
+    """Copy the packets of the first `seconds` of a clip (video and audio), no re-encoding."""
     with av.open(str(source)) as inp, av.open(str(target), "w") as out:
         mapping = {}
         for stream in inp.streams:
@@ -68,8 +68,8 @@ def trim_clip(source: Path, target: Path, seconds: float) -> Path:
         for packet in inp.demux(*[inp.streams[i] for i in mapping]):
             if packet.dts is None:
                 continue
-            if packet.pts is not None and float(packet.pts * packet.time_base) >= seconds:
-                continue
+            if float(packet.dts * packet.time_base) >= seconds:
+                continue  # by decode time, so every reference frame a kept frame needs is kept
             packet.stream = mapping[packet.stream.index]
             out.mux(packet)
     return target

@@ -40,6 +40,9 @@ class BenchRow:
     frames: int = 0
     median_ms: float | None = None
     p99_ms: float | None = None
+    # Process CPU time per frame (all threads). Unlike wall time it barely moves when other
+    # processes share the machine; at 1 thread it is the uncontended single-core latency.
+    cpu_ms: float | None = None
     fps: float | None = None
     peak_mem_mb: float | None = None
     speedup_vs_naive: float | None = None
@@ -118,20 +121,24 @@ def _sync(device: torch.device) -> None:
 
 
 def _time_frames(step: Callable[[np.ndarray], np.ndarray], frame: np.ndarray, frames: int,
-                 warmup: int, device: torch.device) -> list[float]:
+                 warmup: int, device: torch.device) -> tuple[list[float], list[float]]:
+    """Wall and process-CPU seconds per frame."""
     for _ in range(warmup):
         step(frame)
     _sync(device)
-    times = []
+    wall, cpu = [], []
     for _ in range(frames):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step(frame)
         _sync(device)
-        times.append(time.perf_counter() - start)
-    return times
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
-def _fill(row: BenchRow, times: list[float], device: torch.device) -> None:
+def _fill(row: BenchRow, timing: tuple[list[float], list[float]], device: torch.device) -> None:
+    times, cpu = timing
+    row.cpu_ms = round(statistics.median(cpu) * 1000, 2)
     ordered = sorted(times)
     row.frames = len(times)
     row.median_ms = round(statistics.median(ordered) * 1000, 2)
@@ -159,9 +166,25 @@ def engine_step(engine: InferenceEngine, device: torch.device) -> Callable[[np.n
     return step
 
 
+def smoothing_step(strength: float, frame: np.ndarray,
+                   device: torch.device) -> Callable[[np.ndarray], None]:
+    """Temporal smoothing alone, on a frame panned 2 px per call so the flow is not trivial."""
+    from .smoothing import TemporalSmoother
+
+    smoother = TemporalSmoother(strength=strength)
+    moves = [to_device_tensor(np.roll(frame, 2 * k, axis=1), device) for k in range(2)]
+    calls = iter(range(1 << 62))
+
+    def step(_frame: np.ndarray) -> None:
+        x = moves[next(calls) % 2]
+        smoother(x, x)
+
+    return step
+
+
 def run_benchmark(stylizer: nn.Module, device: torch.device, *, sizes: list[tuple[int, int]],
                   backends: list[str], precision: str = "auto", frames: int = 30,
-                  warmup: int = 3, model_info: dict | None = None,
+                  warmup: int = 3, model_info: dict | None = None, smooth: float | None = None,
                   cache: EngineCache | None = None,
                   on_status: Callable[[str], None] | None = None) -> BenchReport:
     """Time the naive loop and each backend at each (width, height); never raises per backend."""
@@ -204,4 +227,11 @@ def run_benchmark(stylizer: nn.Module, device: torch.device, *, sizes: list[tupl
                 continue
             _fill(row, times, device)
             row.speedup_vs_naive = round(naive.median_ms / row.median_ms, 2)
+        if smooth:
+            say(f"{size}: temporal smoothing {smooth:g}")
+            row = BenchRow(size=size, backend="+smooth", precision="fp32",
+                           reason=f"strength {smooth:g}; add to a backend row's frame time")
+            _fill(row, _time_frames(smoothing_step(smooth, frame, device), frame, frames,
+                                    warmup, device), device)
+            report.rows.append(row)
     return report

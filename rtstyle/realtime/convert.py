@@ -11,7 +11,7 @@ import torch
 
 from ..models.padding import pad_to_multiple, unpad
 
-__all__ = ["to_device_tensor", "to_uint8", "pad_to_multiple", "unpad"]
+__all__ = ["DeviceUploader", "to_device_tensor", "to_uint8", "pad_to_multiple", "unpad"]
 
 
 def to_device_tensor(frame_hwc_u8: np.ndarray, device: torch.device,
@@ -27,5 +27,55 @@ def to_device_tensor(frame_hwc_u8: np.ndarray, device: torch.device,
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """1×3×H×W 0..1 -> H×W×3 uint8 RGB on the host (rounded, clamped on the device)."""
-    y = x[0].float().clamp_(0, 1).mul_(255.0).round_().to(torch.uint8)
+    # Out of place first: `x` may be the caller's tensor (or an inference-mode tensor).
+    y = x[0].float().clamp(0, 1).mul_(255.0).round_().to(torch.uint8)
     return y.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+class DeviceUploader:
+    """Host uint8 frames -> device uint8 tensors, overlapping copies with compute on CUDA.
+
+    On CUDA each frame is staged in one of two reusable pinned buffers and copied on a side
+    stream; the compute stream waits on an event, not the host, so frame n+1 crosses the bus
+    while frame n is stylized. (Written against the documented CUDA stream API; not measured in
+    this repository, which has no GPU.) On CPU the array is wrapped without a copy.
+    """
+
+    def __init__(self, device: torch.device, slots: int = 2):
+        self.device = device
+        self._slots = slots
+        self._next = 0
+        self._pinned: list[torch.Tensor | None] = [None] * slots
+        self._done: list = [None] * slots
+        self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def upload(self, array_u8: np.ndarray) -> torch.Tensor:
+        """Any-shape uint8 array -> the same on the device (an H×W×3 frame or a YUV plane)."""
+        host = torch.from_numpy(np.ascontiguousarray(array_u8))
+        if self._stream is None:
+            return host.to(self.device)
+        slot = self._next
+        self._next = (slot + 1) % self._slots
+        if self._done[slot] is not None:
+            self._done[slot].synchronize()  # the previous copy out of this buffer has finished
+        pinned = self._pinned[slot]
+        if pinned is None or pinned.shape != host.shape:
+            pinned = self._pinned[slot] = torch.empty(host.shape, dtype=torch.uint8,
+                                                      pin_memory=True)
+        pinned.copy_(host)
+        compute = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self._stream):
+            on_device = torch.empty(host.shape, dtype=torch.uint8, device=self.device)
+            on_device.copy_(pinned, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(self._stream)
+        self._done[slot] = done
+        compute.wait_event(done)
+        on_device.record_stream(compute)  # allocator: the tensor is used on the compute stream
+        return on_device
+
+    def frame_to_tensor(self, frame_hwc_u8: np.ndarray,
+                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Like `to_device_tensor`, through the overlapped copy path."""
+        t = self.upload(frame_hwc_u8)
+        return t.permute(2, 0, 1).unsqueeze(0).to(dtype).div_(255.0)

@@ -34,6 +34,7 @@ from .cache import EngineCache, module_fingerprint
 
 log = logging.getLogger(__name__)
 
+BACKEND_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "trt": "tensorrt"}
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DEFAULT_BUCKET = 16
 DEFAULT_GUARD_THRESHOLD = 0.03
@@ -114,11 +115,16 @@ class InferenceEngine:
 
     def _plan(self, backend: str, precision: str) -> list[Candidate]:
         """Ordered (backend, precision) pairs to try; records why others were skipped."""
+        backend = BACKEND_ALIASES.get(backend, backend)
         if precision != "auto" and precision not in PRECISIONS:
             raise UserInputError(f"unknown precision '{precision}'; choose from: auto, "
                                  + ", ".join(PRECISIONS))
         if backend == "auto":
-            names = [n for n in preference(self.device) if n in self.backends]
+            # Fastest first for this device; the rest are listed too, so the log says why each
+            # was skipped. A caller-supplied mapping (tests) is tried in its own order.
+            order = preference(self.device) if self.backends is BACKENDS else []
+            names = [n for n in order if n in self.backends]
+            names += [n for n in self.backends if n not in names]
         elif backend in self.backends:
             names = [backend]
         else:
@@ -164,7 +170,7 @@ class InferenceEngine:
         self._runner(pad_to_multiple(x.to(self.device, torch.float32), self.bucket)[0])
 
     def _reference(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.no_grad():
             return self.module(x).float()
 
     def _runner(self, padded: torch.Tensor) -> Runner:

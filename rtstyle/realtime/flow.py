@@ -110,7 +110,7 @@ def lucas_kanade_flow(ref_gray: torch.Tensor, other_gray: torch.Tensor, *, level
 
     Each iteration warps `other` with the current flow and solves the 2×2 least-squares system
     of the linearised brightness constancy in a `window`² box around every pixel, all at once
-    with pooling ops. `regularization` (in squared gradient units) keeps flat regions, where
+    with running sums, then box-filters the field. `regularization` (in squared gradient units) keeps flat regions, where
     the system is singular, from producing large vectors: there the update shrinks to zero.
     """
     ref_pyr = _pyramid(ref_gray, levels, min_side)
@@ -132,5 +132,7 @@ def lucas_kanade_flow(ref_gray: torch.Tensor, other_gray: torch.Tensor, *, level
             det = sxx * syy - sxy * sxy
             du = (syy * bx - sxy * by) / det
             dv = (sxx * by - sxy * bx) / det
-            flow = flow + torch.cat((du, dv), dim=1)
+            # Smoothing the field keeps per-pixel drift from feeding back through the warp
+            # (without it, more iterations diverge on noise).
+            flow = _box(flow + torch.cat((du, dv), dim=1), window)
     return flow

@@ -172,21 +172,31 @@ class Pipeline:
         self._errors: list[BaseException] = []
         self.source_exhausted = False
         self._threads = [
-            threading.Thread(target=self._guard, args=(self._read,), name="rtstyle-decode",
-                             daemon=True),
-            threading.Thread(target=self._guard, args=(self._stylize,), name="rtstyle-stylize",
-                             daemon=True),
+            threading.Thread(target=self._guard, args=(self._read, None, self.inbox),
+                             name="rtstyle-decode", daemon=True),
+            threading.Thread(target=self._guard, args=(self._stylize, self.inbox, self.outbox),
+                             name="rtstyle-stylize", daemon=True),
         ]
 
-    def _guard(self, work: Callable[[], None]) -> None:
-        """Run a stage; on failure remember the exception and stop everything."""
+    def _guard(self, work: Callable[[], None], upstream, downstream) -> None:
+        """Run a stage; on failure remember the exception and end the stream there.
+
+        Upstream stages are stopped, while frames already past the failed stage still reach
+        the sink, so the output keeps everything finished before the error.
+        """
         try:
             work()
         except Closed:
             pass
         except BaseException as exc:  # re-raised in the main thread by `run`
             self._errors.append(exc)
-            self.stop()
+            self.stop_event.set()
+            if upstream is not None:
+                upstream.close()
+            try:
+                downstream.put(END)
+            except Closed:
+                pass
 
     def _read(self) -> None:
         stats = self.stats

@@ -357,33 +357,52 @@ class VirtualCameraSink:
         return f"virtual camera {self.camera.device} ({self.camera.backend})"
 
 
+def display_problem() -> str | None:
+    """Why no window can open here, or None. Checked first because Qt aborts the process."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+    return None
+
+
 class PreviewSink:
     """An OpenCV window showing the stylized video, driven by single keys (see `controls`).
 
     Runs in the main thread, where every OS lets a GUI toolkit draw. `on_change` receives the
     new `ViewState` after a key changes style or strength, so the caller can switch models.
+    The window opens with the first frame.
     """
 
     WINDOW = "rtstyle"
 
     def __init__(self, state: ViewState, *, on_change: Callable[[ViewState], None] | None = None,
-                 snapshot_dir: Path = Path.cwd(), title: str = WINDOW):
+                 snapshot_dir: Path | None = None, title: str = WINDOW):
+        problem = display_problem()
+        if problem is not None:
+            raise BackendUnavailableError(
+                f"cannot open a preview window: {problem}; use --output vcam, "
+                "--output udp://127.0.0.1:9999 or --output FILE instead")
         import cv2
 
         self.cv2 = cv2
         self.state = state
         self.on_change = on_change
-        self.snapshot_dir = snapshot_dir
+        self.snapshot_dir = snapshot_dir or Path.cwd()
         self.title = title
         self.written = 0
         self.snapshots: list[Path] = []
+        self._shown: np.ndarray | None = None
+        self._window_open = False
+
+    def _open_window(self) -> None:
+        cv2 = self.cv2
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
         except cv2.error as exc:
             raise BackendUnavailableError(
-                f"cannot open a preview window ({exc.msg.strip() if hasattr(exc, 'msg') else exc});"
-                " without a display use --output vcam, --output udp://… or --output FILE"
-            ) from None
+                f"cannot open a preview window ({str(exc).strip()}); this OpenCV may be the "
+                "headless build; use --output vcam, --output udp://… or --output FILE") from None
+        self._window_open = True
 
     def compose(self, frame: Frame) -> np.ndarray:
         """What the window shows: the stylized frame, or original | stylized side by side."""
@@ -394,6 +413,8 @@ class PreviewSink:
 
     def write(self, frame: Frame) -> None:
         cv2 = self.cv2
+        if not self._window_open:
+            self._open_window()
         if not self.state.paused:
             self._shown = self.compose(frame)
             cv2.imshow(self.title, cv2.cvtColor(self._shown, cv2.COLOR_RGB2BGR))
@@ -419,7 +440,7 @@ class PreviewSink:
     def _save_snapshot(self) -> None:
         from ..images import write_image
 
-        shown = getattr(self, "_shown", None)
+        shown = self._shown
         if shown is None:
             return
         number = len(self.snapshots) + 1
@@ -430,8 +451,9 @@ class PreviewSink:
         log.info("snapshot saved to %s", path)
 
     def close(self, complete: bool = True) -> None:
-        self.cv2.destroyWindow(self.title)
-        self.cv2.waitKey(1)
+        if self._window_open:
+            self.cv2.destroyWindow(self.title)
+            self.cv2.waitKey(1)
 
     def describe(self) -> str:
         return "preview window"

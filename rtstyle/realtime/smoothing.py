@@ -4,10 +4,14 @@ Per-frame stylization flickers because a feed-forward generator answers small in
 (noise, compression, sub-pixel motion) with different brush strokes. Smoothing here is a
 recursive filter along motion trajectories: the previous *output* is warped onto the current
 frame with optical flow of the *inputs*, and blended with the new stylized frame where the warp
-can be trusted. Everything runs on the stylizer's device in plain torch:
+can be trusted. The full-resolution work (one bilinear upsampling of a small sampling grid, one
+warp, one blend) runs on the stylizer's device; the analysis runs on small frames:
 
-* flow at reduced resolution (`flow_scale`), by pyramidal Lucas–Kanade on grayscale
-  (`rtstyle.realtime.flow`), because smoothing must cost a small fraction of a frame;
+* flow at reduced resolution (`flow_scale`), because smoothing must cost a small fraction of a
+  frame: on GPUs by pyramidal Lucas–Kanade in torch (`rtstyle.realtime.flow`), for CPU tensors
+  by OpenCV's DIS with the small-image work in numpy. Measured on a loaded 2-core CPU, the
+  torch estimator's few dozen small ops took 57 ms with one thread and seconds with two
+  (threads waiting on busy cores), while one DIS call on the same 256×144 frame took 2–15 ms;
 * trust from the photometric error of the warped previous *input* against the current input,
   so occluded, disoccluded or mis-tracked pixels take the fresh stylized value (no ghosts);
 * scene-cut detection from colour histograms and the fraction of trusted pixels, which resets
@@ -21,15 +25,20 @@ from __future__ import annotations
 
 import logging
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import UserInputError
+from ..metrics.flow import DIS_PRESETS
 from .flow import inside_mask, lucas_kanade_flow, sampling_grid, to_gray
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NoSmoothing", "TemporalSmoother", "make_smoother"]
+__all__ = ["DEFAULT_STRENGTH", "NoSmoothing", "TemporalSmoother", "make_smoother"]
+
+DEFAULT_STRENGTH = 0.7
 
 
 class NoSmoothing:
@@ -52,20 +61,78 @@ def _histogram(small_rgb: torch.Tensor, bins: int) -> torch.Tensor:
     return counts / idx.shape[1]
 
 
+class _DeviceTracker:
+    """Lucas–Kanade flow and photometric trust in torch, on the frames' device."""
+
+    def __init__(self, lk: dict, sigma: float, bins: int):
+        self.lk, self.sigma, self.bins = lk, sigma, bins
+
+    def observe(self, small: torch.Tensor):
+        return small, _histogram(small, self.bins)
+
+    def track(self, small: torch.Tensor, prev: torch.Tensor, strength: float):
+        """(1×3×h×w: normalised sampling grid x, y and strength·trust; fraction trusted)."""
+        flow = lucas_kanade_flow(to_gray(small), to_gray(prev), **self.lk)
+        grid = sampling_grid(flow)
+        warped = F.grid_sample(prev, grid, mode="bilinear", padding_mode="border",
+                               align_corners=True)
+        error = (warped - small).abs().mean(dim=1, keepdim=True)
+        trust = inside_mask(grid) * torch.exp(-(error / self.sigma) ** 2)
+        low = torch.cat((grid.permute(0, 3, 1, 2), strength * trust), dim=1)
+        return low, (trust > 0.5).float().mean().item()
+
+
+class _HostTracker:
+    """DIS flow and photometric trust with OpenCV/numpy on the host.
+
+    The small-image work is a few dozen tiny ops; torch would split each across its CPU
+    threads, which costs more than the op itself, and far more when the cores are busy.
+    """
+
+    def __init__(self, preset: str, sigma: float, bins: int):
+        self.dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+        self.sigma, self.bins = sigma, bins
+
+    def observe(self, small: torch.Tensor):
+        rgb = small[0].permute(1, 2, 0).float().cpu().numpy().clip(0, 1)
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        idx = np.rint(rgb * (self.bins - 1)).astype(np.int64).reshape(-1, 3)
+        idx += np.arange(3) * self.bins
+        hist = np.bincount(idx.ravel(), minlength=3 * self.bins) / idx.shape[0]
+        return (rgb, np.rint(gray * 255).astype(np.uint8)), hist
+
+    def track(self, small, prev, strength: float):
+        (rgb, gray), (prev_rgb, prev_gray) = small, prev
+        h, w = gray.shape
+        flow = self.dis.calc(gray, prev_gray, None)
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        map_x, map_y = xs + flow[..., 0], ys + flow[..., 1]
+        warped = cv2.remap(prev_rgb, map_x, map_y, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        error = np.abs(warped - rgb).mean(axis=-1)
+        inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+        trust = inside * np.exp(-(error / self.sigma) ** 2)
+        low = np.stack((map_x * (2.0 / max(w - 1, 1)) - 1, map_y * (2.0 / max(h - 1, 1)) - 1,
+                        strength * trust)).astype(np.float32)
+        return torch.from_numpy(low).unsqueeze(0), float((trust > 0.5).mean())
+
+
 class TemporalSmoother:
     """Flow-guided recursive blending of stylized frames (see the module docstring).
 
     strength     0..1, the weight of the warped previous output where it is fully trusted;
                  the output is `stylized + strength·trust·(warped_previous - stylized)`.
     flow_scale   flow is estimated at this fraction of the frame size (min side `min_flow_side`).
+    flow_method  "auto" (DIS for CPU tensors, Lucas–Kanade on other devices), "dis" or "lk".
     photometric_sigma  input colour error (0..1 units) at which trust falls to 1/e.
     cut_histogram      histogram distance (0..1, half the L1 distance) above which a scene
                        cut is declared; `cut_trusted_fraction`: a cut is also declared when
                        fewer pixels than this can be tracked.
     """
 
-    def __init__(self, strength: float = 0.7, flow_scale: float = 0.25, *,
-                 min_flow_side: int = 48, lk_levels: int = 4, lk_iterations: int = 3,
+    def __init__(self, strength: float = DEFAULT_STRENGTH, flow_scale: float = 0.2, *,
+                 flow_method: str = "auto", dis_preset: str = "medium",
+                 min_flow_side: int = 48, lk_levels: int = 4, lk_iterations: int = 2,
                  lk_window: int = 9, photometric_sigma: float = 0.06,
                  cut_histogram: float = 0.35, cut_trusted_fraction: float = 0.3,
                  histogram_bins: int = 16):
@@ -73,76 +140,80 @@ class TemporalSmoother:
             raise UserInputError(f"smoothing strength must be in 0..1, got {strength}")
         if not 0.0 < flow_scale <= 1.0:
             raise UserInputError(f"flow_scale must be in (0, 1], got {flow_scale}")
+        if flow_method not in ("auto", "dis", "lk"):
+            raise UserInputError(f"flow_method must be auto, dis or lk, got {flow_method!r}")
+        if dis_preset not in DIS_PRESETS:
+            raise UserInputError(f"dis_preset must be one of {', '.join(DIS_PRESETS)}")
         self.strength = strength
         self.flow_scale = flow_scale
+        self.flow_method = flow_method
         self.min_flow_side = min_flow_side
-        self.lk = {"levels": lk_levels, "iterations": lk_iterations, "window": lk_window}
-        self.photometric_sigma = photometric_sigma
         self.cut_histogram = cut_histogram
         self.cut_trusted_fraction = cut_trusted_fraction
-        self.histogram_bins = histogram_bins
+        lk = {"levels": lk_levels, "iterations": lk_iterations, "window": lk_window}
+        self._trackers = {"lk": _DeviceTracker(lk, photometric_sigma, histogram_bins),
+                          "dis": _HostTracker(dis_preset, photometric_sigma, histogram_bins)}
         self.cuts = 0
         self.reset()
 
     def reset(self) -> None:
         """Forget the previous frame (new stream, seek, or scene cut)."""
         self._prev_output: torch.Tensor | None = None
-        self._prev_small: torch.Tensor | None = None
-        self._prev_hist: torch.Tensor | None = None
+        self._prev_state = None
+        self._prev_hist = None
 
     def _flow_size(self, h: int, w: int) -> tuple[int, int]:
-        scale = max(self.flow_scale, self.min_flow_side / min(h, w))
-        scale = min(scale, 1.0)
+        scale = min(max(self.flow_scale, self.min_flow_side / min(h, w)), 1.0)
         return max(1, round(h * scale)), max(1, round(w * scale))
 
-    def _remember(self, output: torch.Tensor, small: torch.Tensor, hist: torch.Tensor) -> None:
-        self._prev_output, self._prev_small, self._prev_hist = output, small, hist
+    def _tracker(self, device: torch.device):
+        if self.flow_method == "auto":
+            return self._trackers["dis" if device.type == "cpu" else "lk"]
+        return self._trackers[self.flow_method]
+
+    def _restart(self, current: torch.Tensor, state, hist) -> None:
+        # A copy: `current` may be the engine's reusable output buffer (CUDA graphs, TensorRT).
+        self._prev_output, self._prev_state, self._prev_hist = current.clone(), state, hist
 
     @torch.no_grad()
     def __call__(self, stylized: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         """Blend `stylized` (1×3×H×W, 0..1) with the motion-compensated previous output.
 
         `source` is the input frame the stylized one came from (1×3×h×w, 0..1, any size; it is
-        only used, downscaled, for flow, trust and cut detection).
+        only used, downscaled, for flow, trust and cut detection). The returned tensor is kept
+        as the next frame's reference: read it, do not modify it in place.
         """
         out_dtype = stylized.dtype
         current = stylized.float()
         h, w = current.shape[-2:]
         small = F.interpolate(source.float(), size=self._flow_size(h, w), mode="area")
-        hist = _histogram(small, self.histogram_bins)
+        tracker = self._tracker(current.device)
+        state, hist = tracker.observe(small)
         prev = self._prev_output
         if (self.strength == 0.0 or prev is None or prev.shape != current.shape
-                or self._prev_small.shape != small.shape):
-            self._remember(current, small, hist)
+                or type(self._prev_hist) is not type(hist)):
+            self._restart(current, state, hist)
             return stylized
-        if 0.5 * (hist - self._prev_hist).abs().sum().item() > self.cut_histogram:
-            return self._cut(current, small, hist, stylized, "histogram")
+        if 0.5 * float(abs(hist - self._prev_hist).sum()) > self.cut_histogram:
+            return self._cut(current, state, hist, stylized, "histogram")
+        low, tracked = tracker.track(state, self._prev_state, self.strength)
+        if tracked < self.cut_trusted_fraction:
+            return self._cut(current, state, hist, stylized, "untrackable")
 
-        flow = lucas_kanade_flow(to_gray(small), to_gray(self._prev_small), **self.lk)
-        grid = sampling_grid(flow)
-        warped_small = F.grid_sample(self._prev_small, grid, mode="bilinear",
-                                     padding_mode="border", align_corners=True)
-        error = (warped_small - small).abs().mean(dim=1, keepdim=True)
-        trust = inside_mask(grid) * torch.exp(-(error / self.photometric_sigma) ** 2)
-        if (trust > 0.5).float().mean().item() < self.cut_trusted_fraction:
-            return self._cut(current, small, hist, stylized, "untrackable")
-
-        # Upsampling the normalised grid is exact for the identity part and bilinear for the
+        # Upsampling the normalised grid is exact for its identity part and bilinear for the
         # flow, so the full-resolution work is one interpolation, one warp and one lerp.
-        full_grid = F.interpolate(grid.permute(0, 3, 1, 2), size=(h, w), mode="bilinear",
-                                  align_corners=True).permute(0, 2, 3, 1)
-        warped_prev = F.grid_sample(prev, full_grid, mode="bilinear", padding_mode="border",
-                                    align_corners=True)
-        weight = F.interpolate(self.strength * trust, size=(h, w), mode="bilinear",
-                               align_corners=False)
-        output = torch.lerp(current, warped_prev, weight)
-        self._remember(output, small, hist)
+        full = F.interpolate(low.to(current.device), size=(h, w), mode="bilinear",
+                             align_corners=True)
+        warped_prev = F.grid_sample(prev, full[:, :2].permute(0, 2, 3, 1), mode="bilinear",
+                                    padding_mode="border", align_corners=True)
+        output = torch.lerp(current, warped_prev, full[:, 2:])
+        self._prev_output, self._prev_state, self._prev_hist = output, state, hist
         return output.to(out_dtype)
 
-    def _cut(self, current, small, hist, stylized, reason: str) -> torch.Tensor:
+    def _cut(self, current, state, hist, stylized, reason: str) -> torch.Tensor:
         self.cuts += 1
         log.debug("scene cut (%s): smoothing reset", reason)
-        self._remember(current, small, hist)
+        self._restart(current, state, hist)
         return stylized
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ...devices import resolve_device
@@ -166,6 +167,19 @@ def _read(path: Path):
     return read_image(path)
 
 
+def init_output_range(net: nn.Module, gain: float = 50.0, mean: float = 127.5) -> None:
+    """Start the net's 0..255 output at mid-grey with a photo-like spread.
+
+    Default init makes the last convolution emit values near 0 (a black image on the 0..255
+    scale), and Adam, moving each weight by about `lr` per step, needs hundreds of steps just to
+    lift it; on a CPU budget those are most of the run.
+    """
+    last = [m for m in net.modules() if isinstance(m, nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.mul_(gain)
+        last.bias.fill_(mean)
+
+
 def _temporal_term(net, batch255: torch.Tensor, out01: torch.Tensor,
                    generator: torch.Generator) -> torch.Tensor:
     from .temporal import random_affine_flow_pair, temporal_loss
@@ -186,7 +200,9 @@ def train_johnson(cfg: JohnsonConfig, on_step: StepCallback | None = None) -> Tr
     fingerprint["precision"] = precision.name
 
     torch.manual_seed(cfg.seed)
-    net = build_generator(cfg.arch_name, cfg.arch_params).to(device)
+    net = build_generator(cfg.arch_name, cfg.arch_params)
+    init_output_range(net)
+    net = net.to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)

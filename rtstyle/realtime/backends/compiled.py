@@ -51,7 +51,7 @@ class CompileBackend:
 
         def run(x: torch.Tensor) -> torch.Tensor:
             x = x.to(cast).contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), autocast_context(device, dtype):
+            with torch.no_grad(), autocast_context(device, dtype):
                 y = compiled(x)
             # CUDA graphs reuse their output buffer on the next replay; copy it out.
             return y.clone() if device.type == "cuda" else y

@@ -1,4 +1,8 @@
-"""Eager PyTorch: always available, the reference every other backend is checked against."""
+"""Eager PyTorch: always available, the reference every other backend is checked against.
+
+Runners use `no_grad`, not `inference_mode`: their outputs stay ordinary tensors, which
+downstream stages (smoothing, `to_uint8`) may modify in place.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ class EagerBackend:
         cast = torch.float16 if dtype == torch.float16 else torch.float32
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode(), autocast_context(device, dtype):
+            with torch.no_grad(), autocast_context(device, dtype):
                 return module(x.to(cast))
 
         return run

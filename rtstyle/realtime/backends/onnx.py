@@ -67,7 +67,7 @@ def export_onnx(module: nn.Module, path: Path, example: torch.Tensor, *,
         from torch.export import Dim
 
         multiple = max(stride_multiple(module), 1)
-        module = _PadToMultiple(module, multiple)
+        module = _PadToMultiple(module, multiple).eval()
         kwargs["dynamic_shapes"] = {"x": {0: Dim("batch", min=1, max=64),
                                           2: Dim("height", min=multiple, max=8192),
                                           3: Dim("width", min=multiple, max=8192)}}

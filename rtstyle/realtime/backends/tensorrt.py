@@ -69,7 +69,7 @@ class TensorRTBackend:
         program = torch.export.load(str(path)).module()
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode():
+            with torch.no_grad():
                 return program(x.to(dtype))
 
         return run

@@ -1,0 +1,205 @@
+"""Run-time temporal smoothing: steadier on motion, sharp on still scenes, no ghosts after cuts."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rtstyle.errors import UserInputError
+from rtstyle.realtime.flow import lucas_kanade_flow, to_gray, warp
+from rtstyle.realtime.smoothing import NoSmoothing, TemporalSmoother, make_smoother
+
+H, W = 72, 96
+
+
+def _texture(seed, h=H + 24, w=W + 24, palette=None):
+    """A smooth random texture (features a few pixels wide) in 0..1."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, h // 6 + 2, w // 6 + 2, generator=g)
+    img = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    if palette is not None:
+        img = img * 0.3 + torch.tensor(palette).view(1, 3, 1, 1) * 0.7
+    return img
+
+
+def _translated_clip(n, step=(1.5, 0.75), seed=0):
+    """Frames of a texture panned by `step` px per frame, with the exact flow t -> t-1."""
+    canvas = _texture(seed)
+    frames = []
+    for t in range(n):
+        flow = torch.zeros(1, 2, H, W)
+        flow[:, 0] += 12 + step[0] * t
+        flow[:, 1] += 12 + step[1] * t
+        frames.append(warp(canvas, flow)[0])
+    back = torch.zeros(1, 2, H, W)
+    back[:, 0], back[:, 1] = step[0], step[1]
+    return frames, back
+
+
+def _flicker(clean, seed, sigma=0.06):
+    g = torch.Generator().manual_seed(seed)
+    return (clean + sigma * torch.randn(clean.shape, generator=g)).clamp(0, 1)
+
+
+def _warping_error(frames, back_flow):
+    errs = []
+    for prev, cur in zip(frames, frames[1:], strict=False):
+        warped, inside = warp(prev, back_flow)
+        errs.append((((cur - warped) ** 2).mean(1, keepdim=True) * inside).sum() / inside.sum())
+    return torch.stack(errs).mean().item()
+
+
+def _stylize(frame):
+    """A deterministic stand-in for a style: a colour remap the smoother knows nothing about."""
+    return frame[:, [2, 0, 1]] ** 0.8
+
+
+def test_lucas_kanade_recovers_a_known_translation():
+    frames, back = _translated_clip(2, step=(2.5, -1.25))
+    flow = lucas_kanade_flow(to_gray(frames[1]), to_gray(frames[0]))
+    interior = flow[..., 8:-8, 8:-8]
+    assert (interior[:, 0] - back[0, 0, 0, 0]).abs().mean() < 0.15
+    assert (interior[:, 1] - back[0, 1, 0, 0]).abs().mean() < 0.15
+
+
+@pytest.mark.parametrize("flow_method", ["dis", "lk"])
+def test_smoothing_lowers_warping_error_on_a_panning_clip(flow_method):
+    frames, back = _translated_clip(10)
+    stylized = [_flicker(_stylize(f), seed=i) for i, f in enumerate(frames)]
+    smoother = TemporalSmoother(strength=0.7, flow_method=flow_method)
+    smoothed = [smoother(s, f) for s, f in zip(stylized, frames, strict=True)]
+    per_frame_error = _warping_error(stylized, back)
+    smoothed_error = _warping_error(smoothed, back)
+    assert smoothed_error < 0.5 * per_frame_error, (smoothed_error, per_frame_error)
+    clean = [_stylize(f) for f in frames]
+    # Closer to the flicker-free stylization than the per-frame output, i.e. not smeared.
+    crop = (..., slice(8, -8), slice(8, -8))
+    err_smoothed = F.mse_loss(smoothed[-1][crop], clean[-1][crop])
+    err_per_frame = F.mse_loss(stylized[-1][crop], clean[-1][crop])
+    assert err_smoothed < 0.6 * err_per_frame
+    assert _blur_leak(smoothed[-1][crop], clean[-1][crop]) < 0.5
+    assert smoother.cuts == 0
+
+
+def _box3(x):
+    return F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+
+
+def _blur_leak(out, clean):
+    """How much of a 3×3 box blur is in `out`: 1.0 for `_box3(clean)`, ~0 for noise."""
+    high = clean - _box3(clean)
+    return (torch.dot((clean - out).flatten(), high.flatten()) / high.pow(2).sum()).item()
+
+
+def test_static_scene_is_denoised_not_smeared():
+    clean_src = _texture(3)[..., :H, :W]
+    clean = _stylize(clean_src)
+    smoother = TemporalSmoother(strength=0.7)
+    for i in range(8):
+        out = smoother(_flicker(clean, seed=100 + i), clean_src)
+    assert F.mse_loss(out, clean).item() < 0.3 * F.mse_loss(_flicker(clean, 99), clean).item()
+    assert abs(_blur_leak(out, clean)) < 0.1, "smoothing blurred a static scene"
+    assert _blur_leak(_box3(clean), clean) == pytest.approx(1.0)
+
+    # Without flicker a still frame must come back unchanged, not resampled.
+    steady = TemporalSmoother(strength=0.9)
+    for _ in range(4):
+        out = steady(clean, clean_src)
+    torch.testing.assert_close(out, clean, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("second_palette", [(0.9, 0.2, 0.1), None], ids=["colour", "same-palette"])
+def test_no_ghost_of_the_previous_shot_after_a_hard_cut(second_palette):
+    shot_a = _texture(5, palette=(0.1, 0.3, 0.9))[..., :H, :W]
+    shot_b = _texture(6, palette=second_palette)[..., :H, :W]
+    if second_palette is None:
+        shot_a = _texture(5)[..., :H, :W]
+    smoother = TemporalSmoother(strength=0.9)
+    for i in range(5):
+        smoother(_flicker(_stylize(shot_a), seed=i, sigma=0.02), shot_a)
+    outputs, stylized = [], []
+    for i in range(4):
+        s = _flicker(_stylize(shot_b), seed=50 + i, sigma=0.02)
+        stylized.append(s)
+        outputs.append(smoother(s, shot_b))
+    assert torch.equal(outputs[0], stylized[0]), "the cut frame must be the fresh stylization"
+    assert smoother.cuts == 1
+    ghost_a = _stylize(shot_a)
+    for out in outputs:
+        residual = (out - _stylize(shot_b)).flatten()
+        ghost = (ghost_a - _stylize(shot_b)).flatten()
+        # How much of the A->B difference leaks back in: ~0 means no ghost.
+        leak = torch.dot(residual, ghost) / torch.dot(ghost, ghost)
+        assert abs(leak.item()) < 0.02
+
+
+def test_reset_and_resolution_change_pass_the_frame_through():
+    src = _texture(7)[..., :H, :W]
+    smoother = TemporalSmoother()
+    smoother(_stylize(src), src)
+    fresh = _flicker(_stylize(src), seed=1)
+    smoother.reset()
+    assert torch.equal(smoother(fresh, src), fresh)
+    small_src = src[..., : H // 2, : W // 2]
+    small = _stylize(small_src)
+    assert torch.equal(smoother(small, small_src), small)
+
+
+def test_no_smoothing_and_factory():
+    from rtstyle.cli import DEFAULT_SMOOTH
+    from rtstyle.realtime.smoothing import DEFAULT_STRENGTH
+
+    assert DEFAULT_SMOOTH == DEFAULT_STRENGTH
+    x = torch.rand(1, 3, 8, 8)
+    assert NoSmoothing()(x, x) is x
+    assert isinstance(make_smoother(0.0), NoSmoothing)
+    assert isinstance(make_smoother(None), NoSmoothing)
+    assert make_smoother(0.4).strength == 0.4
+    with pytest.raises(UserInputError):
+        TemporalSmoother(strength=1.5)
+    with pytest.raises(UserInputError):
+        TemporalSmoother(flow_scale=0)
+    with pytest.raises(UserInputError):
+        TemporalSmoother(flow_method="raft")
+
+
+def test_bench_reports_a_smoothing_row():
+    from rtstyle.realtime.benchmark import run_benchmark
+
+    net = torch.nn.Conv2d(3, 3, 1)
+    report = run_benchmark(net, torch.device("cpu"), sizes=[(64, 48)], backends=["eager"],
+                           frames=2, warmup=1, smooth=0.5)
+    rows = {r.backend: r for r in report.rows}
+    assert rows["+smooth"].status == "ok" and rows["+smooth"].median_ms > 0
+    assert "0.5" in rows["+smooth"].reason
+
+
+def test_video_verb_smooths_by_default_and_no_smooth_turns_it_off(tmp_path, tiny_style_file):
+    import av
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from rtstyle.cli import app
+    from rtstyle.metrics.temporal import evaluate_temporal, iter_frames
+
+    rng = np.random.default_rng(0)
+    canvas = (_texture(11, h=48, w=64 + 16)[0].permute(1, 2, 0).numpy() * 255)
+    clip = tmp_path / "pan.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"crf": "12"}
+        for t in range(10):
+            noisy = canvas[:, t:t + 64] + rng.normal(0, 6, (48, 64, 3))
+            frame = av.VideoFrame.from_ndarray(np.clip(noisy, 0, 255).astype(np.uint8), "rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    runner = CliRunner()
+    reports = {}
+    for label, extra in (("smoothed", []), ("per_frame", ["--no-smooth"])):
+        target = tmp_path / f"{label}.mp4"
+        result = runner.invoke(app, ["video", str(clip), str(target), "--style",
+                                     str(tiny_style_file), "--json", *extra])
+        assert result.exit_code == 0, result.output
+        reports[label] = evaluate_temporal(iter_frames(clip), iter_frames(target))
+    print("RATIO", reports["smoothed"].output / reports["per_frame"].output)
+    assert reports["smoothed"].output < 0.8 * reports["per_frame"].output

@@ -1,0 +1,141 @@
+"""Johnson/lite trainer: losses, resume, reproducibility, export through the registry (CPU, 64 px)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rtstyle.cli import app
+from rtstyle.errors import UserInputError
+from rtstyle.models.loading import load_stylizer
+from rtstyle.models.registry import resolve_style
+from rtstyle.models.training.data import PhotoBatches
+from rtstyle.models.training.johnson import JohnsonConfig, train_johnson
+from rtstyle.models.training.losses import gram_matrix, style_loss, tv_loss
+from rtstyle.models.weights import read_tensors
+
+
+@pytest.fixture(scope="module")
+def photos(shared_data, tmp_path_factory) -> Path:
+    """Six shared training photos linked into a folder of their own."""
+    folder = tmp_path_factory.mktemp("photos")
+    for src in sorted((shared_data / "content" / "train").glob("*.jpg"))[:6]:
+        (folder / src.name).symlink_to(src)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def painting(shared_data) -> Path:
+    return shared_data / "styles" / "hokusai_great_wave.jpg"
+
+
+def tiny_config(photos, painting, tmp_path, **kw) -> JohnsonConfig:
+    values = dict(style_image=painting, data=photos, name="wave-test", arch="lite", channels=8,
+                  n_res=1, size=64, style_size=96, steps=4, batch=2, lr=1e-2, device="cpu",
+                  precision="fp32", seed=3, sample_every=0, checkpoint_every=2,
+                  work_dir=tmp_path / "work", out=tmp_path / "out", tensorboard=False,
+                  tv_weight=0.01)
+    values.update(kw)
+    return JohnsonConfig(**values)
+
+
+def run(cfg: JohnsonConfig):
+    seen: list[tuple[int, dict]] = []
+    result = train_johnson(cfg, lambda step, total, losses: seen.append((step, losses)))
+    return result, seen
+
+
+def test_gram_matrix_is_size_independent_and_style_loss_zero_on_itself():
+    torch.manual_seed(0)
+    feat = torch.rand(1, 5, 8, 8)
+    tiled = feat.repeat(1, 1, 2, 2)
+    torch.testing.assert_close(gram_matrix(feat), gram_matrix(tiled))
+    assert float(style_loss({"a": feat}, {"a": gram_matrix(feat)})) == 0.0
+    assert float(tv_loss(torch.ones(1, 3, 9, 7))) == 0.0
+    assert float(tv_loss(torch.rand(1, 3, 9, 7))) > 0.0
+
+
+def test_photo_batches_are_seeded_crops(photos):
+    a = next(PhotoBatches(photos, 48, 3, seed=1))
+    b = next(PhotoBatches(photos, 48, 3, seed=1))
+    c = next(PhotoBatches(photos, 48, 3, seed=2))
+    assert a.shape == (3, 3, 48, 48) and 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_losses_finite_and_total_decreases(photos, painting, tmp_path):
+    result, seen = run(tiny_config(photos, painting, tmp_path, steps=24, sample_every=12))
+    assert [s for s, _ in seen] == list(range(1, 25))
+    for _, losses in seen:
+        assert set(losses) == {"content", "style", "tv", "total"}
+        assert all(math.isfinite(v) for v in losses.values())
+    totals = [losses["total"] for _, losses in seen]
+    assert sum(totals[-5:]) / 5 < 0.92 * sum(totals[:5]) / 5
+    assert (result.work_dir / "samples" / "step000012.png").is_file()
+    assert result.style_path.name == "wave-test.v1.safetensors"
+
+
+def test_seed_reproduces_and_resume_continues_at_saved_step(photos, painting, tmp_path):
+    straight, _ = run(tiny_config(photos, painting, tmp_path / "a"))
+    again, _ = run(tiny_config(photos, painting, tmp_path / "b"))
+    other, _ = run(tiny_config(photos, painting, tmp_path / "c", seed=4))
+    half, _ = run(tiny_config(photos, painting, tmp_path / "d", steps=2))
+    resumed, seen = run(tiny_config(photos, painting, tmp_path / "d", resume=True))
+
+    weights = [read_tensors(r.style_path) for r in (straight, again, other, resumed)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+    assert half.steps == 2 and [s for s, _ in seen] == [3, 4]
+    assert all(torch.equal(weights[0][k], weights[3][k]) for k in weights[0])
+
+
+def test_checkpoint_is_plain_data_and_resume_refuses_other_settings(photos, painting, tmp_path):
+    result, _ = run(tiny_config(photos, painting, tmp_path, steps=1))
+    saved = torch.load(result.work_dir / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 1
+    with pytest.raises(UserInputError, match="size"):
+        train_johnson(tiny_config(photos, painting, tmp_path, steps=2, size=72, resume=True))
+
+
+def test_trained_style_loads_through_registry_and_stylizes(photos, painting, tmp_path,
+                                                             rtstyle_home):
+    result, _ = run(tiny_config(photos, painting, tmp_path, steps=2, out=None))
+    assert result.style_path.parent == rtstyle_home / "styles"
+    spec = resolve_style("wave-test")
+    assert spec.arch == "johnson-lite" and spec.origin == "user"
+    meta = spec.meta
+    assert meta["style"]["image"] == "hokusai_great_wave.jpg"
+    assert meta["training"]["steps"] == 2 and meta["training"]["size"] == 64
+    assert set(meta["training"]["final_losses"]) == {"content", "style", "tv", "total"}
+    assert all(v.dtype == torch.float16 for v in read_tensors(result.style_path).values())
+    stylizer = load_stylizer("wave-test")
+    x = torch.rand(1, 3, 41, 67)
+    y = stylizer(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_cli_train_johnson_json(photos, painting, tmp_path, rtstyle_home):
+    result = CliRunner().invoke(app, [
+        "train", "johnson", "--style-image", str(painting), "--data", str(photos),
+        "--name", "cli-wave", "--size", "64", "--steps", "2", "--batch", "1", "--channels", "4",
+        "--n-res", "1", "--device", "cpu", "--sample-every", "0",
+        "--work-dir", str(tmp_path / "work"), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["steps"] == 2 and summary["style"].endswith("cli-wave.v1.safetensors")
+    assert resolve_style("cli-wave").arch == "johnson-lite"
+
+
+def test_cli_train_johnson_bad_input_exits_2(photos, tmp_path):
+    result = CliRunner().invoke(app, [
+        "train", "johnson", "--style-image", str(tmp_path / "missing.jpg"),
+        "--data", str(photos), "--name", "x", "--device", "cpu",
+    ])
+    assert result.exit_code == 2, result.output
+    assert "style image not found" in result.output
