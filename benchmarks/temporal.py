@@ -51,14 +51,13 @@ def build_stylizer(style: str | None, device: torch.device) -> tuple[Stylizer, s
     """The requested/bundled style, else a fixed-seed untrained lite net (range -1..1)."""
     if style:
         from rtstyle.models.loading import load_stylizer
-
-        stylizer = load_stylizer(style, device=device)
-        painting = None
         from rtstyle.models.registry import resolve_style
 
-        image = (resolve_style(style).style or {}).get("image")
-        if image and (DATA / "styles" / Path(image).name).is_file():
-            painting = DATA / "styles" / Path(image).name
+        stylizer = load_stylizer(style, device=device)
+        image = resolve_style(style).meta.get("style", {}).get("image")
+        painting = DATA / "styles" / Path(image).name if image else None
+        if painting is not None and not painting.is_file():
+            painting = None
         return stylizer, stylizer.name or style, painting
     from rtstyle.models.lite import LiteTransformerNet
 

@@ -701,6 +701,79 @@ def train_johnson_verb(
     _training_summary(result, as_json)
 
 
+@train_app.command("cyclegan")
+def train_cyclegan_verb(
+    *,
+    domain_a: Annotated[Path, typer.Option(help="Folder of source images (photos).")],
+    domain_b: Annotated[Path, typer.Option(help="Folder of target images (paintings).")],
+    name: Annotated[str, typer.Option(help="Style name for the A→B generator.")],
+    ngf: Annotated[int, typer.Option(help="Generator width.")] = 64,
+    n_blocks: Annotated[int, typer.Option(help="Generator residual blocks.")] = 9,
+    size: Annotated[int, typer.Option(help="Training crop side in pixels.")] = 256,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 20000,
+    batch: Annotated[int, typer.Option(help="Images per step.")] = 1,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (decays linearly in the 2nd half).")] = 2e-4,
+    cycle_weight: Annotated[float, typer.Option(help="Weight of cycle consistency.")] = 10.0,
+    identity_weight: Annotated[float, typer.Option(help="Identity term, relative to the cycle weight.")] = 0.5,
+    ssim_weight: Annotated[float, typer.Option(help="Weight of 1-SSIM on the reconstructions.")] = 0.0,
+    device: DeviceOption = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast).")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for init and data order.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from the work dir's checkpoint.")] = False,
+    sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps (0: never).")] = 500,
+    work_dir: Annotated[Path | None, typer.Option(help="Checkpoints, samples, logs.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the style file (default: user styles).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train an unpaired photo→painting CycleGAN and register its A→B generator."""
+    from .models.training.cyclegan import CycleGANConfig, train_cyclegan
+
+    cfg = CycleGANConfig(
+        domain_a=domain_a, domain_b=domain_b, name=name, ngf=ngf, n_blocks=n_blocks, size=size,
+        steps=steps, batch=batch, lr=lr, cycle_weight=cycle_weight,
+        identity_weight=identity_weight, ssim_weight=ssim_weight, device=device,
+        precision=precision, seed=seed, resume=resume, sample_every=sample_every,
+        checkpoint_every=sample_every, work_dir=work_dir, out=out,
+    )
+    with user_errors(), _training_progress(f"train {name}", as_json) as on_step:
+        result = train_cyclegan(cfg, on_step)
+    _training_summary(result, as_json)
+
+
+@train_app.command("sanet")
+def train_sanet_verb(
+    *,
+    content: Annotated[Path, typer.Option(help="Folder of content photos.")],
+    styles: Annotated[Path, typer.Option(help="Folder of paintings.")],
+    name: Annotated[str, typer.Option(help="Model name.")] = "sanet",
+    holdout: Annotated[list[str] | None, typer.Option(help="Painting file kept out of training (repeat).")] = None,
+    size: Annotated[int, typer.Option(help="Training crop side in pixels.")] = 256,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 20000,
+    batch: Annotated[int, typer.Option(help="Pairs per step (per GPU).")] = 4,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    device: DeviceOption = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast).")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for init and data order.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from the work dir's checkpoint.")] = False,
+    sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps (0: never).")] = 500,
+    work_dir: Annotated[Path | None, typer.Option(help="Checkpoints, samples, logs.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the model file (default: user styles).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a SANet arbitrary-style model (content, style and identity losses)."""
+    from .models.training.sanet import SANetConfig, train_sanet
+
+    cfg = SANetConfig(
+        content=content, styles=styles, name=name, holdout=list(holdout or []), size=size,
+        steps=steps, batch=batch, lr=lr, device=device, precision=precision, seed=seed,
+        resume=resume, sample_every=sample_every, checkpoint_every=sample_every,
+        work_dir=work_dir, out=out,
+    )
+    with user_errors(), _training_progress(f"train {name}", as_json) as on_step:
+        result = train_sanet(cfg, on_step)
+    _training_summary(result, as_json)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

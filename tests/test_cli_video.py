@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -87,6 +88,17 @@ def test_full_clip_with_surround_audio(cli, shared_data, tmp_path):
     assert report["warning"] is None
     assert_same_timing_and_audio(src, out)
     assert probe(out).audio_channels == 6
+
+
+def test_variable_frame_rate_input_keeps_its_timestamps(cli, tmp_path):
+    pts = [0, 512, 1024, 2048, 2560, 4096, 4608, 5000]
+    src = write_clip(tmp_path / "vfr.mp4", pts=pts, time_base=Fraction(1, 12800))
+    out = tmp_path / "out.mp4"
+    result = cli("video", src, out)
+    assert result.exit_code == 0, result.output
+    written = probe(out)
+    assert [float(p * written.time_base) for p in written.pts] == pytest.approx(
+        [p / 12800 for p in pts], abs=1e-4)
 
 
 def test_image_sequence_input(cli, tmp_path):

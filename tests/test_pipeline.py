@@ -84,6 +84,15 @@ def test_latest_only_keeps_the_newest_and_counts_the_rest():
     assert mailbox.dropped == 4 and mailbox.max_depth == 1 and len(mailbox) == 0
 
 
+def test_end_of_stream_queues_behind_the_last_frame():
+    mailbox = LatestOnly()
+    mailbox.put("old")
+    mailbox.put("newest")
+    mailbox.put(END)
+    assert mailbox.get() == "newest" and mailbox.get() is END
+    assert mailbox.dropped == 1 and mailbox.max_depth == 1
+
+
 def test_close_wakes_blocked_waiters():
     channel = Backpressure(maxsize=1)
     outcome = []
@@ -136,7 +145,7 @@ def test_live_mode_with_a_slow_model_drops_stale_frames_and_bounds_latency():
     # one model call plus at most one frame of waiting.
     assert stats.latency_ms(99) < 400
     indices = [f.index for f in sink.frames]
-    assert indices == sorted(indices) and indices[-1] >= 70
+    assert indices == sorted(indices) and indices[-1] == 74  # the newest frame ends the run
 
 
 def test_worker_exception_is_raised_in_the_caller_and_the_sink_is_closed():

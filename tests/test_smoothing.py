@@ -201,5 +201,4 @@ def test_video_verb_smooths_by_default_and_no_smooth_turns_it_off(tmp_path, tiny
                                      str(tiny_style_file), "--json", *extra])
         assert result.exit_code == 0, result.output
         reports[label] = evaluate_temporal(iter_frames(clip), iter_frames(target))
-    print("RATIO", reports["smoothed"].output / reports["per_frame"].output)
     assert reports["smoothed"].output < 0.8 * reports["per_frame"].output

@@ -34,6 +34,7 @@ class BenchRow:
     size: str
     backend: str
     precision: str = ""
+    padded_to: str = ""              # the shape bucket the backend actually ran
     status: str = "ok"               # ok | skipped | failed
     reason: str = ""
     warmup_s: float | None = None
@@ -212,6 +213,8 @@ def run_benchmark(stylizer: nn.Module, device: torch.device, *, sizes: list[tupl
                 engine.warmup(to_device_tensor(frame, device))
                 row.warmup_s = round(time.perf_counter() - start, 2)
                 row.backend, row.precision = engine.backend, engine.precision
+                _, _, bucket_h, bucket_w = engine.bucket_shape((1, 3, height, width))
+                row.padded_to = f"{bucket_w}x{bucket_h}"
                 if name != "auto" and engine.backend != name:
                     row.reason = f"fell back from {name}: {engine.skipped}"
                 if device.type == "cuda":

@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 
 BACKEND_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "trt": "tensorrt"}
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-DEFAULT_BUCKET = 16
+# 8 divides the common video heights (360, 480, 720, 1080), so those run unpadded, while
+# arbitrary sizes still share a build per 8-pixel step.
+DEFAULT_BUCKET = 8
 DEFAULT_GUARD_THRESHOLD = 0.03
 # Below this many pixels `auto` runs eager: a compiled build (about a minute on 2 CPU cores)
 # cannot pay for itself on thumbnails, where per-frame time is milliseconds anyway.

@@ -81,8 +81,8 @@ class LatestOnly(Backpressure):
     """One-slot mailbox for live sources: a new frame replaces a waiting one, counted as dropped.
 
     The producer never waits, so the camera is always read at its own rate and the consumer
-    always gets the newest frame. The end-of-stream marker is never replaced, since nothing
-    follows it.
+    always gets the newest frame. The end-of-stream marker queues behind the last frame
+    instead of replacing it, so a recording ends with the newest frame.
     """
 
     def __init__(self):
@@ -92,11 +92,12 @@ class LatestOnly(Backpressure):
         with self._cond:
             if self._closed:
                 raise Closed
-            if self._items:
+            if self._items and item is not END:
                 self._items.clear()
                 self.dropped += 1
             self._items.append(item)
-            self.max_depth = max(self.max_depth, len(self._items))
+            if item is not END:
+                self.max_depth = max(self.max_depth, len(self._items))
             self._cond.notify_all()
 
 

@@ -116,7 +116,8 @@ class FileSource:
             width=ctx.width, height=ctx.height, rate=Fraction(rate), time_base=Fraction(time_base),
             rotation=self._probe_rotation(), frames=stream.frames or 0,
             has_audio=bool(container.streams.audio) and self.path is not None,
-            description=f"{ctx.name} {ctx.width}x{ctx.height} {pix_fmt} @ {float(rate):.3g} fps",
+            description=f"{'lavfi' if self.is_lavfi else ctx.name} {ctx.width}x{ctx.height} "
+                        f"{pix_fmt} @ {float(rate):.3g} fps",
         )
 
     def _probe_rotation(self) -> int:

@@ -1,8 +1,11 @@
 """The recipe for rtstyle's bundled styles: which painting, which settings, in which order.
 
-`python -m rtstyle.models.training.bundled --data DIR --styles DIR --out DIR` retrains the set
-one style after another (one process, so a shared CPU is not oversubscribed). The paintings and
-photos come from the shared data folder; nothing from it is copied into the package.
+`python -m rtstyle.models.training.bundled train --data DIR --styles DIR --out DIR --work DIR`
+retrains the set one style after another (one process, so a shared CPU is not oversubscribed);
+`... publish --out DIR --styles DIR --photo PHOTO` copies the finished files into
+`rtstyle/assets/`, records them (sha256, default tag, alias) in the manifest and renders a
+gallery image per style (photo | painting | output). The paintings and photos come from the
+shared data folder; nothing from it is copied into the package.
 
 The bundled nets are *lite* nets trained on a CPU at reduced size (128 px crops, a few hundred
 steps), because the run that produced them had no GPU; the standard nets need a GPU session
@@ -14,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .johnson import JohnsonConfig, train_johnson
@@ -91,21 +96,101 @@ def painting_config(p: Painting, data: Path, styles: Path, out: Path, work: Path
     )
 
 
+def gallery_image(spec_name: str, painting: Path, photo: Path, width: int = 256,
+                  render_side: int = 384) -> np.ndarray:
+    """photo | painting | output side by side, each `width` px wide, as H×W×3 uint8.
+
+    The output is rendered at `render_side` (near the size the lite nets are used at on a CPU)
+    and then scaled to the panel, so the gallery shows the stroke size users will see.
+    """
+    from ...images import image_to_tensor, read_image, resize_max_side, tensor_to_image
+    from ..loading import load_stylizer
+
+    photo_rgb = resize_max_side(read_image(photo), render_side)
+    with torch.no_grad():
+        styled = tensor_to_image(load_stylizer(spec_name)(image_to_tensor(photo_rgb)))
+    h = round(width * photo_rgb.shape[0] / photo_rgb.shape[1])
+    panels = [_fit(photo_rgb, width, h), _fit(read_image(painting), width, h), _fit(styled, width, h)]
+    return np.concatenate(panels, axis=1)
+
+
+def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Centre-crop to the panel's aspect ratio, then resize (Lanczos)."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    target = width / height
+    if w / h > target:
+        cw = round(h * target)
+        rgb = rgb[:, (w - cw) // 2:(w - cw) // 2 + cw]
+    else:
+        ch = round(w / target)
+        rgb = rgb[(h - ch) // 2:(h - ch) // 2 + ch]
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def publish(out: Path, styles: Path, photo: Path, assets: Path, only: list[str] | None) -> None:
+    """Copy finished lite styles into the package and record them in its manifest.
+
+    Each lite net is the default of its own name and carries the plain name as an alias, so
+    `--style monet` works out of the box until a GPU-trained standard `monet` net exists (the
+    registry lets a real style of that name win over the alias).
+    """
+    from ...images import write_image
+    from ..registry import resolve_style
+    from ..weights import sha256_file
+
+    manifest_path = assets / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"format": 1}
+    entries = {e["name"]: e for e in manifest.get("styles", [])}
+    for p in PAINTINGS:
+        if only and p.style not in only:
+            continue
+        src = out / f"{p.lite_name}.v1.safetensors"
+        if not src.is_file():
+            log.warning("%s: not trained, not published", p.lite_name)
+            continue
+        dst = assets / src.name
+        shutil.copyfile(src, dst)
+        gallery = assets / f"{p.lite_name}.v1.jpg"
+        write_image(gallery, gallery_image(str(dst), styles / p.file, photo), quality=85)
+        entries[p.lite_name] = {
+            "file": dst.name, "name": p.lite_name, "tag": "v1", "sha256": sha256_file(dst),
+            "default": True, "aliases": [p.style], "gallery": gallery.name,
+        }
+        resolve_style(str(dst))  # the copied file must read back as a style
+        log.info("published %s (%d bytes, gallery %d bytes)", dst.name, dst.stat().st_size,
+                 gallery.stat().st_size)
+    manifest["styles"] = [entries[k] for k in sorted(entries)]
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder of training photos")
-    parser.add_argument("--styles", type=Path, required=True, help="folder of the paintings")
-    parser.add_argument("--out", type=Path, required=True, help="where the style files go")
-    parser.add_argument("--work", type=Path, required=True, help="checkpoints and samples")
-    parser.add_argument("--only", nargs="*", help="style names to train (default: all)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; 1 avoids thrashing on a shared CPU")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
-                        help="override a recipe value, e.g. steps=800")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from checkpoints; skip styles whose file exists")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train the lite nets one after another")
+    train.add_argument("--data", type=Path, required=True, help="folder of training photos")
+    train.add_argument("--styles", type=Path, required=True, help="folder of the paintings")
+    train.add_argument("--out", type=Path, required=True, help="where the style files go")
+    train.add_argument("--work", type=Path, required=True, help="checkpoints and samples")
+    train.add_argument("--only", nargs="*", help="style names to train (default: all)")
+    train.add_argument("--threads", type=int, default=1,
+                       help="torch threads; 1 avoids thrashing on a shared CPU")
+    train.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+                       help="override a recipe value, e.g. steps=800")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from checkpoints; skip styles whose file exists")
+    pub = sub.add_parser("publish", help="copy finished styles into rtstyle/assets")
+    pub.add_argument("--out", type=Path, required=True, help="where the trained files are")
+    pub.add_argument("--styles", type=Path, required=True, help="folder of the paintings")
+    pub.add_argument("--photo", type=Path, required=True, help="gallery photo")
+    pub.add_argument("--assets", type=Path, default=Path(__file__).resolve().parents[2] / "assets")
+    pub.add_argument("--only", nargs="*", help="style names to publish (default: all trained)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.command == "publish":
+        publish(args.out, args.styles, args.photo, args.assets, args.only)
+        return
     torch.set_num_threads(args.threads)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     for p in PAINTINGS:
@@ -118,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
             cfg.resume = (cfg.work_dir / "checkpoint.pt").is_file()
         t0 = time.perf_counter()
 
-        def report(step: int, total: int, losses: dict[str, float], name=p.lite_name) -> None:
+        def report(step: int, total: int, losses: dict[str, float], name=p.lite_name,
+                   t0=t0) -> None:
             if step % 50 == 0 or step == total:
                 terms = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
                 log.info("%s step %d/%d %.0fs %s", name, step, total,

@@ -82,3 +82,32 @@ class PerceptualLoss(nn.Module):
         }
         terms["total"] = terms["content"] + terms["style"] + terms["tv"]
         return terms
+
+
+def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:
+    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(3, 1, size, size)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM (Wang et al. 2004) of two N×3×H×W images in 0..1, per channel, Gaussian window.
+
+    Differentiable, so CycleGAN can use `1 - ssim` as a reconstruction term; the quality
+    benchmark uses it to measure how much structure of the photo a style keeps.
+    """
+    c1, c2 = 0.01**2, 0.03**2
+    a, b = a.float(), b.float()
+    w = _gaussian_window(window, sigma, a.device, a.dtype)
+    pad = window // 2
+    a_p = F.pad(a, (pad,) * 4, mode="reflect")
+    b_p = F.pad(b, (pad,) * 4, mode="reflect")
+    mu_a = F.conv2d(a_p, w, groups=3)
+    mu_b = F.conv2d(b_p, w, groups=3)
+    var_a = F.conv2d(a_p * a_p, w, groups=3) - mu_a**2
+    var_b = F.conv2d(b_p * b_p, w, groups=3) - mu_b**2
+    cov = F.conv2d(a_p * b_p, w, groups=3) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    return (num / den).mean()
