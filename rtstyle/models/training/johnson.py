@@ -7,11 +7,10 @@ The result is an FP16 rtstyle file that the registry picks up by name.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -82,7 +81,6 @@ class JohnsonConfig:
     attribution: str | None = None
     style_license: str | None = None
     tensorboard: bool = True
-    extra: dict = field(default_factory=dict)
 
     @property
     def arch_name(self) -> str:
@@ -184,7 +182,8 @@ def _temporal_term(net, batch255: torch.Tensor, out01: torch.Tensor,
                    generator: torch.Generator) -> torch.Tensor:
     from .temporal import random_affine_flow_pair, temporal_loss
 
-    warped, flow, mask = random_affine_flow_pair(batch255 / 255.0, generator=generator)
+    # Small affine motion plus sensor-like noise: the net should ignore both between frames.
+    warped, flow, mask = random_affine_flow_pair(batch255 / 255.0, noise=0.02, generator=generator)
     out_b = net(warped * 255.0) / 255.0
     return temporal_loss(out01.float(), out_b.float(), flow, mask)
 
@@ -215,9 +214,13 @@ def train_johnson(cfg: JohnsonConfig, on_step: StepCallback | None = None) -> Tr
         check_resume_config(saved["config"], fingerprint, _RESUME_KEYS)
         net.load_state_dict(saved["net"])
         optimizer.load_state_dict(saved["optimizer"])
-        batches.set_state(saved["data_rng"][ctx.rank] if ctx.world_size > 1 else saved["data_rng"][0])
-        temporal_gen.set_state(saved["temporal_rng"].to(temporal_gen.get_state().device))
-        torch.set_rng_state(saved["torch_rng"])
+        if ctx.world_size == 1:
+            batches.set_state(saved["data_rng"][0])
+            temporal_gen.set_state(saved["temporal_rng"])
+            torch.set_rng_state(saved["torch_rng"])
+        else:  # only rank 0 saves; other ranks restart their streams from (seed, rank, step)
+            batches.generator.manual_seed(cfg.seed + 1000 * ctx.rank + 7919 * int(saved["step"]))
+            temporal_gen.manual_seed(cfg.seed + 1 + 1000 * ctx.rank + 7919 * int(saved["step"]))
         start_step, elapsed_before = int(saved["step"]), float(saved["duration_s"])
         log.info("resuming %s at step %d", cfg.name, start_step)
 
@@ -331,7 +334,6 @@ def _spec(cfg: JohnsonConfig, fingerprint: dict, steps: int, losses: dict, devic
             "device": _device_name(device),
             "duration_s": round(duration, 1),
             "data": Path(cfg.data).name,
-            **cfg.extra,
         },
     }
 
@@ -343,8 +345,3 @@ def _device_name(device: torch.device) -> str:
 
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
-
-def config_from_dict(values: dict) -> JohnsonConfig:
-    """Build a config from CLI values, ignoring keys the config does not have."""
-    names = {f.name for f in dataclasses.fields(JohnsonConfig)}
-    return JohnsonConfig(**{k: v for k, v in values.items() if k in names})

@@ -23,11 +23,8 @@ def autocast_context(device: torch.device, dtype: torch.dtype):
 
 
 def module_for(request: BuildRequest) -> torch.nn.Module:
-    """A private copy in the weight dtype the precision needs (FP16 weights on CUDA)."""
-    module = copy.deepcopy(request.module)
-    if request.dtype == torch.float16:
-        module = module.half()
-    return module.eval()
+    """A private copy with weights in the requested dtype (FP16 on CUDA, BF16 for Inductor)."""
+    return copy.deepcopy(request.module).to(request.dtype).eval()
 
 
 class EagerBackend:
@@ -44,11 +41,9 @@ class EagerBackend:
         return [torch.float32]
 
     def build(self, request: BuildRequest) -> Runner:
-        if request.dtype == torch.float32:
-            module = request.module
-        else:
-            module = module_for(request)
         device, dtype = request.device, request.dtype
+        # FP32 weights for FP32 and for autocast BF16; FP16 weights on CUDA.
+        module = module_for(request) if dtype == torch.float16 else request.module
         cast = torch.float16 if dtype == torch.float16 else torch.float32
 
         def run(x: torch.Tensor) -> torch.Tensor:
