@@ -19,7 +19,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ...devices import resolve_device
 from ...errors import UserInputError
+from ...images import read_image
 from ..architectures import build_generator
+from ..registry import user_data_dir, user_styles_dir
 from ..vgg import load_vgg19
 from .common import (
     ScalarLog,
@@ -145,8 +147,6 @@ StepCallback = Callable[[int, int, dict[str, float]], None]
 
 
 def default_work_dir(name: str) -> Path:
-    from ..registry import user_data_dir
-
     return user_data_dir() / "training" / name
 
 
@@ -155,14 +155,8 @@ def _sample_photos(data: Path, size: int, count: int = 4) -> torch.Tensor:
     paths = list_images(data)
     step = max(1, len(paths) // count)
     gen = torch.Generator().manual_seed(0)
-    return torch.stack([random_crop(to_tensor01(_read(p)), size, gen, 1.0)
+    return torch.stack([random_crop(to_tensor01(read_image(p)), size, gen, 1.0)
                         for p in paths[::step][:count]])
-
-
-def _read(path: Path):
-    from ...images import read_image
-
-    return read_image(path)
 
 
 def init_output_range(net: nn.Module, gain: float = 50.0, mean: float = 127.5) -> None:
@@ -286,8 +280,6 @@ def _finite(x: float) -> bool:
 
 
 def _default_out() -> Path:
-    from ..registry import user_styles_dir
-
     return user_styles_dir()
 
 
