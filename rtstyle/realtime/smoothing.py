@@ -135,7 +135,7 @@ class TemporalSmoother:
                  min_flow_side: int = 48, lk_levels: int = 4, lk_iterations: int = 2,
                  lk_window: int = 9, photometric_sigma: float = 0.06,
                  cut_histogram: float = 0.35, cut_trusted_fraction: float = 0.3,
-                 histogram_bins: int = 16, history_clamp: int = 0):
+                 histogram_bins: int = 16, history_clamp: int = 0, detail_window: int = 0):
         if not 0.0 <= strength <= 1.0:
             raise UserInputError(f"smoothing strength must be in 0..1, got {strength}")
         if not 0.0 < flow_scale <= 1.0:
@@ -151,6 +151,7 @@ class TemporalSmoother:
         self.cut_histogram = cut_histogram
         self.cut_trusted_fraction = cut_trusted_fraction
         self.history_clamp = history_clamp
+        self.detail_window = detail_window
         lk = {"levels": lk_levels, "iterations": lk_iterations, "window": lk_window}
         self._trackers = {"lk": _DeviceTracker(lk, photometric_sigma, histogram_bins),
                           "dis": _HostTracker(dis_preset, photometric_sigma, histogram_bins)}
@@ -212,7 +213,12 @@ class TemporalSmoother:
             hi = F.max_pool2d(current, k, stride=1, padding=k // 2)
             lo = -F.max_pool2d(-current, k, stride=1, padding=k // 2)
             warped_prev = torch.minimum(torch.maximum(warped_prev, lo), hi)
-        output = torch.lerp(current, warped_prev, full[:, 2:])
+        if self.detail_window:
+            k = self.detail_window
+            delta = full[:, 2:] * (warped_prev - current)
+            output = current + F.avg_pool2d(F.pad(delta, (k // 2,) * 4, mode="replicate"), k, 1)
+        else:
+            output = torch.lerp(current, warped_prev, full[:, 2:])
         self._prev_output, self._prev_state, self._prev_hist = output, state, hist
         return output.to(out_dtype)
 

@@ -45,9 +45,8 @@ class Painting:
     attribution: str
     # The Gram loss of ordinary photos to a painting ranges from 0.75 (Kandinsky) to 27 (Impression,
     # Sunrise) at 128 px, so one style weight over- or under-styles. Each weight below puts
-    # weight × (style loss of unstylized training photos) near 2; monet (6.9), cezanne (1.3) and
-    # scream (4.0) were trained before that calibration and kept because their samples looked
-    # right.
+    # weight × (style loss of unstylized training photos) near 2; monet (6.9) and cezanne (1.3)
+    # were trained before that calibration and kept because their samples looked right.
     style_weight: float
 
     @property
@@ -67,7 +66,7 @@ PAINTINGS = (
              "Paul Cézanne", "c. 1887–1890", "one of the series; image via mac-mvak/StyleDiffusion",
              0.25),
     Painting("scream", "munch_the_scream.jpg", "The Scream", "Edvard Munch", "1893",
-             "National Museum, Oslo; image via rraallvv/styles", 3.5),
+             "National Museum, Oslo; image via rraallvv/styles", 1.75),
     Painting("shipwreck", "turner_the_shipwreck.jpg", "The Shipwreck", "J. M. W. Turner", "1805",
              "Tate, London; image via rraallvv/styles", 1.05),
     Painting("kandinsky", "kandinsky_composition_vii.jpg", "Composition VII",

@@ -3,23 +3,22 @@
 Each shape bucket gets its own compiled module with `dynamic=False`: static shapes give the
 fastest kernels, and bucketing (in the engine) keeps the number of compilations small. On CPU,
 Inductor's `freezing` folds the weights into the graph so oneDNN can pre-pack them once.
-BF16 runs under autocast with FP32 weights: casting the whole module to BF16 measured ~15%
-faster on the Johnson net but 15× slower on the lite net, whose depthwise convolutions have no
-fast BF16 kernel on CPU (benchmarks/results/cpu-xeon-amx-2threads-bf16-weights-variant.json).
-On
-CUDA, `mode="reduce-overhead"` records CUDA graphs, which removes the per-kernel launch cost
+BF16 means BF16 weights and activations, not autocast: for the bare lite net at 640×360 and
+1 thread it measured 28.5 vs 31.2 ms, for the Johnson net 270 ms vs 325 ms (autocast, in the
+engine with uint8 conversion), because the fused instance-norm/ReLU/pad kernels, which take
+about half of the frame time, then move half the bytes. The precision guard checks the result
+against FP32 eager before use. On CUDA, `mode="reduce-overhead"` records CUDA graphs, which removes the per-kernel launch cost
 that dominates small generators at high frame rates (not measured in this repository: no GPU).
 """
 
 from __future__ import annotations
 
-import copy
 import shutil
 
 import torch
 
 from . import BuildRequest, Runner, cpu_has_bf16
-from .eager import autocast_context, module_for
+from .eager import module_for
 
 
 class CompileBackend:
@@ -47,17 +46,15 @@ class CompileBackend:
 
     def build(self, request: BuildRequest) -> Runner:
         device, dtype = request.device, request.dtype
-        module = module_for(request) if dtype == torch.float16 else request.module
-        module = copy.deepcopy(module).to(memory_format=torch.channels_last)
+        module = module_for(request).to(memory_format=torch.channels_last)
         if device.type == "cuda":
             compiled = torch.compile(module, mode="reduce-overhead", dynamic=False)
         else:
             compiled = torch.compile(module, dynamic=False, options={"freezing": True})
-        cast = torch.float16 if dtype == torch.float16 else torch.float32
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            x = x.to(cast).contiguous(memory_format=torch.channels_last)
-            with torch.no_grad(), autocast_context(device, dtype):
+            x = x.to(dtype).contiguous(memory_format=torch.channels_last)
+            with torch.no_grad():
                 y = compiled(x)
             # CUDA graphs reuse their output buffer on the next replay; copy it out.
             return y.clone() if device.type == "cuda" else y
