@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--painting", type=Path, default=None, help="painting for the Gram loss")
     ap.add_argument("--strength", type=float, default=0.7)
     ap.add_argument("--flow-scale", type=float, default=0.2)
+    ap.add_argument("--detail-window", type=int, default=0,
+                    help="TemporalSmoother detail_window (0 = blend whole frames)")
     ap.add_argument("--clip", type=Path, default=DATA / "video" / "bbb_cut_640x360_10s_audio.mp4")
     ap.add_argument("--clip-frames", type=int, default=36)
     ap.add_argument("--timing-clip", type=Path, default=DATA / "video" / "bbb_1280x720_5s_audio.mp4")
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     style = args.style or bundled_style()
     stylizer, style_label, painting = build_stylizer(style, device)
     style_loss = StyleLoss(args.painting or painting or DEFAULT_PAINTING, device)
-    smoother = TemporalSmoother(strength=args.strength, flow_scale=args.flow_scale)
+    smoother = TemporalSmoother(strength=args.strength, flow_scale=args.flow_scale,
+                                detail_window=args.detail_window)
 
     sequences = {
         "sintel_raft_demo": list(iter_frames(DATA / "flow" / "raft_demo_frames")),
@@ -165,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results = {"style": style_label, "device": "cpu", "threads": args.threads,
                "strength": args.strength, "flow_scale": args.flow_scale,
+               "detail_window": args.detail_window,
                "command": "python " + " ".join(["benchmarks/temporal.py", *(argv or sys.argv[1:])]),
                "sequences": {}}
     for label, frames in sequences.items():
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                                           args.timing_frames)
 
     print(f"style: {style_label}; strength {args.strength}, flow scale {args.flow_scale}, "
-          f"{args.threads} threads")
+          f"detail window {args.detail_window}, {args.threads} threads")
     header = f"{'sequence':28s} {'input':>9s} {'per-frame':>10s} {'smoothed':>9s} {'ratio':>6s} " \
              f"{'gram pf':>9s} {'gram sm':>9s} {'Δgram':>7s}"
     print(header)

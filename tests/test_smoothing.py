@@ -107,6 +107,24 @@ def test_static_scene_is_denoised_not_smeared():
     torch.testing.assert_close(out, clean, atol=1e-5, rtol=0)
 
 
+def test_detail_window_keeps_each_frames_own_texture():
+    frames, back = _translated_clip(8)
+    stylized = [_flicker(_stylize(f), seed=i) for i, f in enumerate(frames)]
+    whole, detail = TemporalSmoother(strength=0.7), TemporalSmoother(strength=0.7, detail_window=5)
+    for s, f in zip(stylized, frames, strict=True):
+        out_whole, out_detail = whole(s, f), detail(s, f)
+
+    def high(x):
+        return x - F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+
+    crop = (..., slice(8, -8), slice(8, -8))
+    # Fine detail (here: the flicker noise) stays the current frame's; whole-frame blending
+    # replaces most of it with history.
+    own = F.mse_loss(high(out_detail)[crop], high(stylized[-1])[crop]).item()
+    blended = F.mse_loss(high(out_whole)[crop], high(stylized[-1])[crop]).item()
+    assert own < 0.25 * blended
+
+
 @pytest.mark.parametrize("second_palette", [(0.9, 0.2, 0.1), None], ids=["colour", "same-palette"])
 def test_no_ghost_of_the_previous_shot_after_a_hard_cut(second_palette):
     shot_a = _texture(5, palette=(0.1, 0.3, 0.9))[..., :H, :W]

@@ -128,6 +128,10 @@ class TemporalSmoother:
     cut_histogram      histogram distance (0..1, half the L1 distance) above which a scene
                        cut is declared; `cut_trusted_fraction`: a cut is also declared when
                        fewer pixels than this can be tracked.
+    detail_window      0: blend whole frames (steadiest, but flickering brush texture is
+                       averaged away). k > 0: blend only the k×k local mean of the difference,
+                       so texture stays per-frame; keeps the style (Gram loss) at the cost of
+                       less flicker removed. See README "Temporal stability" for measurements.
     """
 
     def __init__(self, strength: float = DEFAULT_STRENGTH, flow_scale: float = 0.2, *,
@@ -135,7 +139,7 @@ class TemporalSmoother:
                  min_flow_side: int = 48, lk_levels: int = 4, lk_iterations: int = 2,
                  lk_window: int = 9, photometric_sigma: float = 0.06,
                  cut_histogram: float = 0.35, cut_trusted_fraction: float = 0.3,
-                 histogram_bins: int = 16, history_clamp: int = 0, detail_window: int = 0):
+                 histogram_bins: int = 16, detail_window: int = 0):
         if not 0.0 <= strength <= 1.0:
             raise UserInputError(f"smoothing strength must be in 0..1, got {strength}")
         if not 0.0 < flow_scale <= 1.0:
@@ -150,7 +154,6 @@ class TemporalSmoother:
         self.min_flow_side = min_flow_side
         self.cut_histogram = cut_histogram
         self.cut_trusted_fraction = cut_trusted_fraction
-        self.history_clamp = history_clamp
         self.detail_window = detail_window
         lk = {"levels": lk_levels, "iterations": lk_iterations, "window": lk_window}
         self._trackers = {"lk": _DeviceTracker(lk, photometric_sigma, histogram_bins),
@@ -208,12 +211,8 @@ class TemporalSmoother:
                              align_corners=True)
         warped_prev = F.grid_sample(prev, full[:, :2].permute(0, 2, 3, 1), mode="bilinear",
                                     padding_mode="border", align_corners=True)
-        if self.history_clamp:
-            k = self.history_clamp
-            hi = F.max_pool2d(current, k, stride=1, padding=k // 2)
-            lo = -F.max_pool2d(-current, k, stride=1, padding=k // 2)
-            warped_prev = torch.minimum(torch.maximum(warped_prev, lo), hi)
         if self.detail_window:
+            # Only the local mean follows the history; fine detail stays this frame's own.
             k = self.detail_window
             delta = full[:, 2:] * (warped_prev - current)
             output = current + F.avg_pool2d(F.pad(delta, (k // 2,) * 4, mode="replicate"), k, 1)
