@@ -256,6 +256,20 @@ def _smoother(smooth: float, no_smooth: bool):
     return make_smoother(0.0 if no_smooth else smooth)
 
 
+def _status_printer(as_json: bool):
+    """Engine warm-up/fallback messages on stderr; with --json they only go to the log."""
+    return None if as_json else (lambda message: err.print(message, highlight=False))
+
+
+def _warm_up(process, width: int, height: int, dev, as_json: bool) -> None:
+    """Build the engine before the first frame; its own messages say what is being built."""
+    from .realtime.runs import warm_up
+
+    label = warm_up(process.engine, width, height, dev)
+    if label is not None:
+        (log.info if as_json else lambda m: err.print(m, highlight=False))(f"backend: {label}")
+
+
 def _check_styles(values: list[str]) -> list[str]:
     return [check_style(v) for v in values]
 
@@ -316,8 +330,10 @@ def video(
         try:
             process = StyleCycler(
                 [style], lambda name: load_engine(name, dev, backend=backend,
-                                                  precision=precision, style_image=style_image),
+                                                  precision=precision, style_image=style_image,
+                                                  on_status=_status_printer(as_json)),
                 strength=strength)
+            _warm_up(process, job.width, job.height, dev, as_json)
         except BaseException:
             job.source.close()
             raise
@@ -401,8 +417,10 @@ def webcam(
             reconnect=reconnect)
         process = StyleCycler(
             style, lambda name: load_engine(name, dev, backend=backend, precision=precision,
-                                            style_image=style_image),
+                                            style_image=style_image,
+                                            on_status=_status_printer(as_json)),
             strength=strength)
+        _warm_up(process, width, height, dev, as_json)
         state = ViewState(style_count=len(style), strength=strength)
         sink = open_live_sink(output, source.info, width, height, overwrite=overwrite,
                               view_state=state, on_view_change=process.apply,

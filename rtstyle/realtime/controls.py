@@ -102,6 +102,12 @@ class StyleCycler:
     def name(self) -> str:
         return self.names[self.index]
 
+    @property
+    def engine(self) -> Callable:
+        """The current style's engine (for warm-up and backend reporting)."""
+        with self._lock:
+            return self._engines[self.index]
+
     def select(self, index: int) -> None:
         """Switch styles; loading happens here, in the caller's thread, not mid-frame."""
         index %= len(self.names)

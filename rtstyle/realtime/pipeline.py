@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .convert import to_device_tensor, to_uint8
+from .convert import frame_to_device, to_uint8, to_yuv420
 from .sinks import StopRequested
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,9 @@ class Pipeline:
         self.max_frames = max_frames
         self.max_seconds = max_seconds
         self.on_frame = on_frame
+        # An encoder that takes yuv420p gets planes converted on the device, in its own
+        # colorimetry; windows and virtual cameras get RGB.
+        self.sink_colorimetry = sink.colorimetry if getattr(sink, "takes_yuv", False) else None
         self.inbox = LatestOnly() if live else Backpressure(queue_size)
         self.outbox = LatestOnly() if live else Backpressure(queue_size)
         self.stop_event = threading.Event()
@@ -204,7 +207,7 @@ class Pipeline:
         deadline = None if self.max_seconds is None else stats.started_at + self.max_seconds
         for frame in self.source.frames(self.stop_event):
             if self.mirror:
-                frame = frame.with_pixels(np.ascontiguousarray(frame.rgb[:, ::-1]))
+                frame = frame.mirrored()
             self.inbox.put(frame)
             stats.read += 1
             if self.max_frames is not None and stats.read >= self.max_frames:
@@ -218,13 +221,18 @@ class Pipeline:
     @torch.inference_mode()
     def _stylize(self) -> None:
         while (frame := self.inbox.get()) is not END:
-            x = to_device_tensor(frame.rgb, self.device)
+            x = frame_to_device(frame, self.device)
             y = self.process(x)
             if self.smoother is not None:
                 y = self.smoother(y, x)
-            self.outbox.put(frame.with_pixels(to_uint8(y), keep_original=True))
+            self.outbox.put(self._output(frame, y))
             self.stats.processed += 1
         self.outbox.put(END)
+
+    def _output(self, frame, y: torch.Tensor):
+        if self.sink_colorimetry is not None:
+            return frame.with_yuv(to_yuv420(y, self.sink_colorimetry))
+        return frame.with_pixels(to_uint8(y), keep_original=True)
 
     def _write(self) -> None:
         stats = self.stats

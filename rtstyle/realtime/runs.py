@@ -32,13 +32,34 @@ log = logging.getLogger(__name__)
 
 
 def load_engine(style: str, device: torch.device, *, backend: str = "auto",
-                precision: str = "auto", style_image: Path | None = None) -> Process:
-    """A style name or file -> a callable taking and returning 1×3×H×W RGB 0..1 tensors."""
+                precision: str = "auto", style_image: Path | None = None,
+                on_status: Callable[[str], None] | None = None) -> Process:
+    """A style name or file -> a callable taking and returning 1×3×H×W RGB 0..1 tensors.
+
+    `on_status` receives the engine's warm-up and fallback messages (the CLI prints them).
+    """
     from ..models.loading import load_stylizer
     from .engine import InferenceEngine
 
     stylizer = load_stylizer(style, device=device, style_image=style_image)
-    return InferenceEngine(stylizer, device, backend=backend, precision=precision)
+    return InferenceEngine(stylizer, device, backend=backend, precision=precision,
+                           on_status=on_status)
+
+
+def warm_up(engine, width: int, height: int, device: torch.device) -> str | None:
+    """Build the engine for `width`×`height` before the first frame, so a compile (up to a
+    minute on CPU) happens while the user is told, not silently inside the first frame.
+
+    The build is checked against FP32 eager on a fixed noise frame (real content arrives later).
+    Returns "backend/precision (skipped: why)" for engines that say, else None.
+    """
+    if not hasattr(engine, "warmup"):
+        return None
+    noise = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        engine.warmup(noise.to(device))
+    skipped = "; ".join(f"{k} skipped: {v}" for k, v in engine.skipped.items())
+    return engine.active.label + (f" ({skipped})" if skipped else "")
 
 
 def output_geometry(info: VideoInfo, *, size: tuple[int, int] | None = None,
@@ -75,6 +96,7 @@ class VideoJob:
         except BaseException:
             self.source.close()
             raise
+        self.source.emit_yuv = sink.takes_yuv
         self.pipeline = Pipeline(self.source, process, sink, device=device, smoother=smoother,
                                  max_frames=max_frames, on_frame=on_frame)
         stats = self.pipeline.run()
@@ -145,6 +167,8 @@ def live_pipeline(source, process: Process, sink, device: torch.device, *, smoot
                   max_seconds: float | None = None,
                   on_frame: Callable[[PipelineStats], None] | None = None) -> Pipeline:
     """Latest-frame pipeline: stale frames are dropped (and counted) instead of queued."""
+    if isinstance(source, FileSource):
+        source.emit_yuv = getattr(sink, "takes_yuv", False)
     return Pipeline(source, process, sink, device=device, live=True, smoother=smoother,
                     mirror=mirror, max_frames=max_frames, max_seconds=max_seconds,
                     on_frame=on_frame)

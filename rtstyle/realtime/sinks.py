@@ -22,8 +22,9 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, OutputExistsError, RtstyleError, UserInputError
 from .controls import ViewState, apply_key
-from .frames import Frame, VideoInfo
-from .sources import url_scheme
+from .frames import Colorimetry, Frame, VideoInfo
+from .sources import SWS_MATRIX, url_scheme
+from .yuv import tag, yuv420_to_av_frame
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,31 @@ def _video_stream(container, codec: str, info: VideoInfo, width: int, height: in
     stream.codec_context.options = options
     if info.rotation:
         stream.set_display_rotation(info.rotation)
+    if pix_fmt.startswith("yuv"):
+        tag(stream.codec_context, output_colorimetry(info, width, height))
     return stream
+
+
+def output_colorimetry(info: VideoInfo, width: int, height: int) -> Colorimetry:
+    """The input's colorimetry when known (so colours and tags survive), else BT.709 for HD and
+    BT.601 below, limited range, as players assume for untagged video."""
+    if info.colorimetry is not None:
+        return info.colorimetry
+    return Colorimetry("bt709" if width >= 1280 or height >= 720 else "bt601")
+
+
+def encoder_picture(frame: Frame, stream, colorimetry: Colorimetry) -> av.VideoFrame:
+    """A `Frame` as the encoder's picture: YUV planes go in as they are (converted on the
+    device); RGB is converted by swscale with the stream's matrix and range, not its default."""
+    if frame.yuv is not None:
+        return yuv420_to_av_frame(frame.yuv)
+    picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.rgb), format="rgb24")
+    if stream.pix_fmt.startswith("yuv"):
+        picture = picture.reformat(format=stream.pix_fmt,
+                                   dst_colorspace=SWS_MATRIX[colorimetry.matrix],
+                                   dst_color_range="JPEG" if colorimetry.full_range else "MPEG")
+        tag(picture, colorimetry)
+    return picture
 
 
 class AudioRemuxer:
@@ -201,6 +226,8 @@ class FileSink:
                 options["crf"] = str(crf)
             self.stream = _video_stream(self.container, codec, info, self.width, self.height,
                                         options, pix_fmt)
+            self.colorimetry = output_colorimetry(info, self.width, self.height)
+            self.takes_yuv = self.stream.pix_fmt == "yuv420p"
             self.audio = AudioRemuxer(audio_from, self.container) \
                 if audio_from is not None and info.has_audio else None
         except BaseException:
@@ -223,7 +250,7 @@ class FileSink:
         seconds = float(pts * frame.time_base)
         if self.audio is not None:
             self.audio.copy_until(seconds)
-        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.rgb), format="rgb24")
+        picture = encoder_picture(frame, self.stream, self.colorimetry)
         picture.pts, picture.time_base = pts, frame.time_base
         self.container.mux(self.stream.encode(picture))
         self.written += 1
@@ -290,6 +317,8 @@ class StreamSink:
                                     options, None)
         if bitrate:
             self.stream.codec_context.bit_rate = bitrate
+        self.colorimetry = output_colorimetry(info, self.width, self.height)
+        self.takes_yuv = self.stream.pix_fmt == "yuv420p"
         self.written = 0
         self._last_pts: int | None = None
 
@@ -297,7 +326,7 @@ class StreamSink:
         pts = frame.pts if self._last_pts is None or frame.pts > self._last_pts \
             else self._last_pts + 1
         self._last_pts = pts
-        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.rgb), format="rgb24")
+        picture = encoder_picture(frame, self.stream, self.colorimetry)
         picture.pts, picture.time_base = pts, frame.time_base
         self.container.mux(self.stream.encode(picture))
         self.written += 1

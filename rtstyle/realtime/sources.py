@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from ..errors import MediaError
-from .frames import Frame, VideoInfo
+from .frames import Frame, VideoInfo, Yuv420
+from .yuv import colorimetry_of, frame_yuv420_planes
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
 CAMERA_TIME_BASE = Fraction(1, 1000)
+YUV420_8BIT = ("yuv420p", "yuvj420p")
+SWS_MATRIX = {"bt601": "ITU601", "bt709": "ITU709"}
 
 
 def reconnect_delays() -> Iterator[float]:
@@ -68,6 +71,10 @@ class FileSource:
         self.is_network = self.scheme in NETWORK_SCHEMES
         self.path = None if (self.is_lavfi or self.is_network) else Path(spec).expanduser()
         self.output_size: tuple[int, int] | None = None
+        self.emit_yuv = False
+        """Hand 8-bit 4:2:0 pictures on as planes (`Frame.yuv`) for conversion on the device;
+        set by whoever knows the frames end in a yuv420p encoder."""
+        self.frames_as_yuv = 0
         self.decode_errors = 0
         self.frames_decoded = 0
         self.truncated = False
@@ -118,6 +125,7 @@ class FileSource:
             has_audio=bool(container.streams.audio) and self.path is not None,
             description=f"{'lavfi' if self.is_lavfi else ctx.name} {ctx.width}x{ctx.height} "
                         f"{pix_fmt} @ {float(rate):.3g} fps",
+            colorimetry=colorimetry_of(ctx, ctx.width, ctx.height),
         )
 
     def _probe_rotation(self) -> int:
@@ -136,16 +144,43 @@ class FileSource:
         return 0
 
     def set_output_size(self, width: int, height: int) -> None:
-        """Frames come out at this size, scaled by swscale in the decode thread."""
+        """Frames come out at this size: an odd last row or column is cropped off (4:2:0 needs
+        even sides), any other change is a resize by swscale in the decode thread."""
         self.output_size = (width, height)
+        if self._crops(self.info.width, self.info.height) and (width, height) != (
+                self.info.width, self.info.height):
+            log.warning("%s is %dx%d; 4:2:0 video needs even sides, so the last %s cropped "
+                        "(output %dx%d)", self.spec, self.info.width, self.info.height,
+                        "row and column are" if self.info.width % 2 and self.info.height % 2
+                        else "row is" if self.info.height % 2 else "column is", width, height)
 
-    def _convert(self, av_frame: av.VideoFrame) -> np.ndarray:
-        if self.output_size is None or self.output_size == (av_frame.width, av_frame.height):
-            return av_frame.to_ndarray(format="rgb24")
-        w, h = self.output_size
-        return av_frame.to_ndarray(
-            width=w, height=h, format="rgb24",
-            interpolation=_interpolation((av_frame.width, av_frame.height), (w, h)))
+    def _crops(self, width: int, height: int) -> bool:
+        """True when the output size is the input's, or it less one row and/or column."""
+        w, h = self.output_size or (width, height)
+        return 0 <= width - w <= 1 and 0 <= height - h <= 1
+
+    def _pixels(self, av_frame: av.VideoFrame) -> dict:
+        """`Frame` pixel fields: YUV planes when they can go to the device as they are (8-bit
+        4:2:0 kept at its size), else RGB from swscale (10-bit, 4:4:4, gray, resized)."""
+        w, h = self.output_size or (av_frame.width, av_frame.height)
+        colorimetry = colorimetry_of(av_frame, av_frame.width, av_frame.height)
+        crop = self._crops(av_frame.width, av_frame.height)
+        if crop and self.emit_yuv and av_frame.format.name in YUV420_8BIT:
+            y, u, v = frame_yuv420_planes(av_frame)
+            cw, ch = (w + 1) // 2, (h + 1) // 2
+            self.frames_as_yuv += 1
+            return {"rgb": None, "yuv": Yuv420(
+                np.ascontiguousarray(y[:h, :w]), np.ascontiguousarray(u[:ch, :cw]),
+                np.ascontiguousarray(v[:ch, :cw]), colorimetry)}
+        # swscale assumes BT.601 limited unless told; tell it what the frame says.
+        matrix = {"src_colorspace": SWS_MATRIX[colorimetry.matrix],
+                  "src_color_range": "JPEG" if colorimetry.full_range else "MPEG"} \
+            if av_frame.format.name.startswith("yuv") else {}
+        if crop:
+            return {"rgb": av_frame.to_ndarray(format="rgb24", **matrix)[:h, :w]}
+        return {"rgb": av_frame.to_ndarray(
+            width=w, height=h, format="rgb24", **matrix,
+            interpolation=_interpolation((av_frame.width, av_frame.height), (w, h)))}
 
     def _decoded(self, container) -> Iterator[av.VideoFrame]:
         """Decoded pictures of one container; skips bad packets, stops at a read error."""
@@ -213,8 +248,7 @@ class FileSource:
                     delay = clock_start + (seconds - first_seconds) - time.monotonic()
                     if delay > 0 and stop.wait(delay):
                         return
-                rgb = self._convert(av_frame)
-                yield Frame(rgb=rgb, pts=pts, time_base=time_base, index=self.frames_decoded,
+                yield Frame(**self._pixels(av_frame), pts=pts, time_base=time_base, index=self.frames_decoded,
                             captured_at=time.monotonic())
                 self.frames_decoded += 1
         self.reached_end = True

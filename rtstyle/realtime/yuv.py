@@ -19,10 +19,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .frames import Colorimetry, Yuv420
+
 MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 
 # AVColorSpace values (libavutil/pixfmt.h) that PyAV reports in `VideoFrame.colorspace`.
 _AVCOL_SPC_BT709 = 1
+_AVCOL_SPC_BT601 = (5, 6)  # bt470bg, smpte170m
+_AVCOL_RANGE_MPEG = 1
 _AVCOL_RANGE_JPEG = 2
 _AVCOL_SPC = {"bt709": 1, "bt601": 5}
 
@@ -81,11 +85,37 @@ def rgb_to_yuv420(rgb01: torch.Tensor, *, matrix: str = "bt601", full_range: boo
     return y8, c8[:, 0], c8[:, 1]
 
 
+def colorimetry_of(tagged, width: int, height: int) -> Colorimetry:
+    """The colorimetry of a PyAV `VideoFrame` or codec context, with FFmpeg-style defaults.
+
+    An untagged matrix is BT.709 for HD (width ≥ 1280 or height ≥ 720) and BT.601 below, the
+    guess FFmpeg's players and filters (ffplay, mpv, zscale) make; untagged range is limited.
+    """
+    colorspace = int(tagged.colorspace or 2)
+    if colorspace in (_AVCOL_SPC_BT709, *_AVCOL_SPC_BT601):
+        matrix = "bt709" if colorspace == _AVCOL_SPC_BT709 else "bt601"
+    else:
+        matrix = "bt709" if width >= 1280 or height >= 720 else "bt601"
+    return Colorimetry(matrix, int(tagged.color_range or 0) == _AVCOL_RANGE_JPEG, colorspace,
+                       int(tagged.color_primaries or 2), int(tagged.color_trc or 2))
+
+
 def frame_colorimetry(frame) -> tuple[str, bool]:
-    """(matrix, full_range) of a PyAV `VideoFrame`; unspecified means BT.601 limited, which is
-    what FFmpeg's swscale assumes too."""
-    matrix = "bt709" if frame.colorspace == _AVCOL_SPC_BT709 else "bt601"
-    return matrix, frame.color_range == _AVCOL_RANGE_JPEG
+    """(matrix, full_range) of a PyAV `VideoFrame` (see `colorimetry_of` for the defaults)."""
+    c = colorimetry_of(frame, frame.width, frame.height)
+    return c.matrix, c.full_range
+
+
+def tag(target, colorimetry: Colorimetry) -> None:
+    """Write `colorimetry` onto a PyAV `VideoFrame` or codec context; unknown codes are filled
+    in from the matrix so that the output always says which matrix and range it uses."""
+    target.colorspace = colorimetry.colorspace if colorimetry.colorspace not in (0, 2) \
+        else _AVCOL_SPC[colorimetry.matrix]
+    target.color_range = _AVCOL_RANGE_JPEG if colorimetry.full_range else _AVCOL_RANGE_MPEG
+    if colorimetry.primaries != 2:
+        target.color_primaries = colorimetry.primaries
+    if colorimetry.trc != 2:
+        target.color_trc = colorimetry.trc
 
 
 def frame_yuv420_planes(frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,16 +145,21 @@ def rgb_to_yuv420_frame(rgb01: torch.Tensor, *, matrix: str = "bt601",
 
     H and W must be even (every 4:2:0 encoder requires it; `geometry.target_size(even=True)`).
     """
-    import av
-
     h, w = rgb01.shape[-2:]
     if h % 2 or w % 2:
         raise ValueError(f"yuv420p needs even width and height, got {w}×{h}")
     y, u, v = (p[0].cpu().numpy() for p in rgb_to_yuv420(rgb01, matrix=matrix,
                                                           full_range=full_range))
+    return yuv420_to_av_frame(Yuv420(y, u, v, Colorimetry(matrix, full_range)))
+
+
+def yuv420_to_av_frame(planes: Yuv420):
+    """Host planes (even sides) -> PyAV yuv420p `VideoFrame` tagged with their colorimetry."""
+    import av
+
+    h, w = planes.y.shape
     # PyAV's yuv420p ndarray layout: the three planes back to back, viewed as (3H/2)×W.
-    packed = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
-    frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
-    frame.colorspace = _AVCOL_SPC[matrix]
-    frame.color_range = _AVCOL_RANGE_JPEG if full_range else 1
+    packed = np.concatenate([planes.y.ravel(), planes.u.ravel(), planes.v.ravel()])
+    frame = av.VideoFrame.from_ndarray(packed.reshape(h * 3 // 2, w), format="yuv420p")
+    tag(frame, planes.colorimetry)
     return frame
