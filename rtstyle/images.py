@@ -58,6 +58,8 @@ def resize_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
 
 def image_to_tensor(rgb: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
     """1×3×H×W float in 0..1; the uint8 → float conversion happens on `device`."""
+    if not rgb.flags.writeable:  # e.g. np.asarray(PIL image); torch wants a writable buffer
+        rgb = rgb.copy()
     t = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
     return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 

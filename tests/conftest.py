@@ -47,5 +47,13 @@ def rtstyle_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def no_bundled(tmp_path, monkeypatch) -> None:
+    """Hide the bundled styles, for tests about exactly which names exist."""
+    from rtstyle.models import registry
+
+    monkeypatch.setattr(registry, "MANIFEST", tmp_path / "no-manifest.json")
+
+
+@pytest.fixture
 def tiny_style_file(tmp_path) -> Path:
     return make_tiny_style(tmp_path / "tiny.v1.safetensors")

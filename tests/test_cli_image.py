@@ -26,10 +26,7 @@ def _import_johnson(tmp_path, name="mosaic"):
                                "--arch", "johnson", "--json"])
 
 
-def test_empty_listing_explains_how_to_get_styles(rtstyle_home, monkeypatch):
-    from rtstyle.models import registry
-
-    monkeypatch.setattr(registry, "MANIFEST", rtstyle_home / "none.json")
+def test_empty_listing_explains_how_to_get_styles(rtstyle_home, no_bundled):
     result = runner.invoke(app, ["styles"])
     assert result.exit_code == 0, result.output
     assert "No styles are installed" in result.output

@@ -74,13 +74,14 @@ PAINTINGS = (
              2.55),
 )
 
-# Chosen by measurement on a 2-core Xeon (AMX) shared with other jobs: ~1 s/step at these
-# settings with one thread and bf16 autocast; see README "Bundled styles".
+# Chosen by measurement on a 2-core Xeon (AMX) shared with other jobs: 0.4–2 s/step at these
+# settings with one thread and bf16 autocast (two threads thrashed under that load); see README
+# "Bundled styles". monet, trained first, ran 500 steps; the others 400 to fit the time budget.
 CPU_RECIPE = {
     "arch": "lite",
     "size": 128,
     "batch": 2,
-    "steps": 500,
+    "steps": 400,
     "lr": 3e-3,
     "content_weight": 1.0,
     "tv_weight": 0.0,
