@@ -168,3 +168,19 @@ def test_gatys_lowers_the_perceptual_loss(shared_data, painting):
     before = float(criterion(photo, photo)["total"])
     after = float(criterion(gatys_stylize(photo, criterion, steps=5), photo)["total"])
     assert after < before
+
+
+def test_publish_writes_manifest_entry_with_alias_and_small_gallery(photos, painting, tmp_path,
+                                                                     shared_data):
+    from rtstyle.models.training.bundled import publish
+    from rtstyle.models.weights import sha256_file
+
+    run(tiny_config(photos, painting, tmp_path, steps=1, name="ukiyoe-lite"))
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    photo = sorted((shared_data / "content" / "eval").glob("*.jpg"))[0]
+    publish(tmp_path / "out", shared_data / "styles", photo, assets, ["ukiyoe"])
+    (entry,) = json.loads((assets / "manifest.json").read_text())["styles"]
+    assert entry["name"] == "ukiyoe-lite" and entry["aliases"] == ["ukiyoe"] and entry["default"]
+    assert entry["sha256"] == sha256_file(assets / entry["file"])
+    assert 0 < (assets / entry["gallery"]).stat().st_size < 100_000
