@@ -132,7 +132,8 @@ def styles(ctx: typer.Context, *, as_json: JsonOption = False) -> None:
         registry = discover()
     specs = registry.specs()
     if as_json:
-        out.print_json(json.dumps({"styles": [s.summary() for s in specs],
+        out.print_json(json.dumps({"styles": [{**s.summary(), "aliases": registry.aliases_for(s)}
+                                              for s in specs],
                                    "user_dir": str(user_styles_dir()),
                                    "problems": registry.problems}))
         return
@@ -148,11 +149,12 @@ def styles(ctx: typer.Context, *, as_json: JsonOption = False) -> None:
         )
         return
     table = Table(title="rtstyle styles")
-    for col in ("name", "tag", "arch", "origin", "painting"):
+    for col in ("name", "also", "tag", "arch", "origin", "painting"):
         table.add_column(col)
     for s in specs:
         painting = s.summary()["painting"] or ("any (--style-image)" if s.needs_style_image else "")
-        table.add_row(s.name, s.tag, s.arch, s.origin, painting)
+        table.add_row(s.name, ", ".join(registry.aliases_for(s)), s.tag, s.arch, s.origin,
+                      painting)
     out.print(table)
 
 

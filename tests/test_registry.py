@@ -45,9 +45,11 @@ def test_alias_yields_to_real_name(tmp_path):
     reg.add_alias("monet", "monet-lite.v1")
     assert reg.get("monet") is lite
     assert "monet" in reg.names()
+    assert reg.aliases_for(lite) == ["monet"]
     real = spec_from_file(make_tiny_style(tmp_path / "m.safetensors", name="monet"))
     reg.register(real)
     assert reg.get("monet") is real
+    assert reg.aliases_for(lite) == []
 
 
 def test_bundled_manifest_with_checksum(tmp_path, monkeypatch, rtstyle_home):

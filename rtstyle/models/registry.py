@@ -118,6 +118,11 @@ class StyleRegistry:
         """A second name for a style (e.g. `monet` -> `monet-lite`); real names win over aliases."""
         self._aliases[alias] = target
 
+    def aliases_for(self, spec: StyleSpec) -> list[str]:
+        """The aliases that resolve to `spec` now (shadowed ones excluded)."""
+        return sorted(a for a, target in self._aliases.items()
+                      if target == spec.full_name and a not in self._defaults)
+
     def names(self) -> list[str]:
         return sorted(set(self._defaults) | set(self._aliases))
 

@@ -155,6 +155,7 @@ class TemporalSmoother:
         self.cut_histogram = cut_histogram
         self.cut_trusted_fraction = cut_trusted_fraction
         self.detail_window = detail_window
+        self.warp_mode = "bilinear"
         lk = {"levels": lk_levels, "iterations": lk_iterations, "window": lk_window}
         self._trackers = {"lk": _DeviceTracker(lk, photometric_sigma, histogram_bins),
                           "dis": _HostTracker(dis_preset, photometric_sigma, histogram_bins)}
@@ -209,17 +210,20 @@ class TemporalSmoother:
         # flow, so the full-resolution work is one interpolation, one warp and one lerp.
         full = F.interpolate(low.to(current.device), size=(h, w), mode="bilinear",
                              align_corners=True)
-        warped_prev = F.grid_sample(prev, full[:, :2].permute(0, 2, 3, 1), mode="bilinear",
+        warped_prev = F.grid_sample(prev, full[:, :2].permute(0, 2, 3, 1), mode=self.warp_mode,
                                     padding_mode="border", align_corners=True)
+        output = self._blend(current, warped_prev, full[:, 2:])
+        self._prev_output, self._prev_state, self._prev_hist = output, state, hist
+        return output.to(out_dtype)
+
+    def _blend(self, current: torch.Tensor, warped_prev: torch.Tensor,
+               weight: torch.Tensor) -> torch.Tensor:
         if self.detail_window:
             # Only the local mean follows the history; fine detail stays this frame's own.
             k = self.detail_window
-            delta = full[:, 2:] * (warped_prev - current)
-            output = current + F.avg_pool2d(F.pad(delta, (k // 2,) * 4, mode="replicate"), k, 1)
-        else:
-            output = torch.lerp(current, warped_prev, full[:, 2:])
-        self._prev_output, self._prev_state, self._prev_hist = output, state, hist
-        return output.to(out_dtype)
+            delta = weight * (warped_prev - current)
+            return current + F.avg_pool2d(F.pad(delta, (k // 2,) * 4, mode="replicate"), k, 1)
+        return torch.lerp(current, warped_prev, weight)
 
     def _cut(self, current, state, hist, stylized, reason: str) -> torch.Tensor:
         self.cuts += 1
