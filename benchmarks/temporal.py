@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flow-scale", type=float, default=0.2)
     ap.add_argument("--detail-window", type=int, default=0,
                     help="TemporalSmoother detail_window (0 = blend whole frames)")
+    ap.add_argument("--resample", choices=("bicubic", "bilinear"), default="bicubic",
+                    help="TemporalSmoother resample (how the previous output is warped)")
     ap.add_argument("--clip", type=Path, default=DATA / "video" / "bbb_cut_640x360_10s_audio.mp4")
     ap.add_argument("--clip-frames", type=int, default=36)
     ap.add_argument("--timing-clip", type=Path, default=DATA / "video" / "bbb_1280x720_5s_audio.mp4")
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     stylizer, style_label, painting = build_stylizer(style, device)
     style_loss = StyleLoss(args.painting or painting or DEFAULT_PAINTING, device)
     smoother = TemporalSmoother(strength=args.strength, flow_scale=args.flow_scale,
-                                detail_window=args.detail_window)
+                                detail_window=args.detail_window, resample=args.resample)
 
     sequences = {
         "sintel_raft_demo": list(iter_frames(DATA / "flow" / "raft_demo_frames")),
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results = {"style": style_label, "device": "cpu", "threads": args.threads,
                "strength": args.strength, "flow_scale": args.flow_scale,
-               "detail_window": args.detail_window,
+               "detail_window": args.detail_window, "resample": args.resample,
                "command": "python " + " ".join(["benchmarks/temporal.py", *(argv or sys.argv[1:])]),
                "sequences": {}}
     for label, frames in sequences.items():
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                                           args.timing_frames)
 
     print(f"style: {style_label}; strength {args.strength}, flow scale {args.flow_scale}, "
-          f"detail window {args.detail_window}, {args.threads} threads")
+          f"detail window {args.detail_window}, {args.resample} warp, {args.threads} threads")
     header = f"{'sequence':28s} {'input':>9s} {'per-frame':>10s} {'smoothed':>9s} {'ratio':>6s} " \
              f"{'gram pf':>9s} {'gram sm':>9s} {'Δgram':>7s}"
     print(header)

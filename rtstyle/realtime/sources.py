@@ -258,7 +258,10 @@ class FileSource:
         parts = []
         if self.decode_errors:
             parts.append(f"{self.decode_errors} undecodable packet(s) skipped")
-        if self.truncated:
+        if self.is_network and self.reached_end and not self.reconnect:
+            parts.append(f"the stream {self.spec} ended (sender stopped or network lost); "
+                         "use --reconnect to wait for it")
+        elif self.truncated:
             parts.append("the input ended early (truncated or corrupt)")
         declared = self.info.frames
         if declared and self.reached_end and self.frames_decoded < declared:
