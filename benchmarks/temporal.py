@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flow-scale", type=float, default=0.2)
     ap.add_argument("--detail-window", type=int, default=0,
                     help="TemporalSmoother detail_window (0 = blend whole frames)")
-    ap.add_argument("--resample", choices=("bicubic", "bilinear"), default="bicubic",
+    ap.add_argument("--resample", choices=("bilinear", "bicubic"), default="bilinear",
                     help="TemporalSmoother resample (how the previous output is warped)")
     ap.add_argument("--clip", type=Path, default=DATA / "video" / "bbb_cut_640x360_10s_audio.mp4")
     ap.add_argument("--clip-frames", type=int, default=36)

@@ -17,10 +17,11 @@ warp, one blend) runs on the stylizer's device; the analysis runs on small frame
 * scene-cut detection from colour histograms and the fraction of trusted pixels, which resets
   the filter so nothing of the previous shot survives a cut.
 
-The warp is bicubic by default. The filter is recursive, so the warp resamples the same texture
-every frame and any softening compounds: with a bilinear warp, carrying the history at full
-weight over 36 frames of a Big Buck Bunny pan left 0.33 of the per-frame output's mean
-|Laplacian|. Bicubic loses less per step (see README "Temporal stability" for the benchmark).
+The filter is recursive, so the warp resamples the same texture every frame and any softening
+compounds: with the bilinear warp, carrying the history at full weight over 36 frames of a Big
+Buck Bunny pan left 0.33 of the per-frame output's mean |Laplacian|. `resample="bicubic"`
+loses less per step but costs about twice as much at full resolution (README "Temporal
+stability" has both measured).
 
 Smoothers are small callables (`smoother(stylized, source) -> stylized`) with `reset()`, so the
 pipeline does not care which one it holds. None of them is random.
@@ -128,8 +129,8 @@ class TemporalSmoother:
     strength     0..1, the weight of the warped previous output where it is fully trusted;
                  the output is `stylized + strength·trust·(warped_previous - stylized)`.
     flow_scale   flow is estimated at this fraction of the frame size (min side `min_flow_side`).
-    resample     how the previous output is warped: "bicubic" (default, blurs less as the
-                 recursion resamples the texture frame after frame) or "bilinear" (cheaper).
+    resample     how the previous output is warped: "bilinear" (default) or "bicubic" (blurs
+                 less as the recursion resamples the texture frame after frame; slower).
     flow_method  "auto" (DIS for CPU tensors, Lucas–Kanade on other devices), "dis" or "lk".
     photometric_sigma  input colour error (0..1 units) at which trust falls to 1/e.
     cut_histogram      histogram distance (0..1, half the L1 distance) above which a scene
@@ -142,7 +143,7 @@ class TemporalSmoother:
     """
 
     def __init__(self, strength: float = DEFAULT_STRENGTH, flow_scale: float = 0.2, *,
-                 resample: str = "bicubic", flow_method: str = "auto", dis_preset: str = "medium",
+                 resample: str = "bilinear", flow_method: str = "auto", dis_preset: str = "medium",
                  min_flow_side: int = 48, lk_levels: int = 4, lk_iterations: int = 2,
                  lk_window: int = 9, photometric_sigma: float = 0.06,
                  cut_histogram: float = 0.35, cut_trusted_fraction: float = 0.3,
