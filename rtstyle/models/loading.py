@@ -27,8 +27,7 @@ def default_arbitrary_style() -> StyleSpec:
             "installed; train one with `rtstyle train sanet` or import one with "
             "`rtstyle styles import decoder.pth --arch sanet --transformer transformer.pth`"
         )
-    by_name = {s.name: s for s in candidates}
-    return registry.get("sanet") if "sanet" in by_name else candidates[0]
+    return registry.get("sanet") if any(s.name == "sanet" for s in candidates) else candidates[0]
 
 
 def split_style_argument(style: str, has_style_image: bool = False) -> tuple[StyleSpec, Path | None]:
