@@ -263,13 +263,17 @@ def _status_printer(as_json: bool):
     return None if as_json else (lambda message: err.print(message, highlight=False))
 
 
-def _warm_up(process, width: int, height: int, dev, as_json: bool) -> None:
-    """Build the engine before the first frame; its own messages say what is being built."""
+def _warm_up(process, width: int, height: int, dev, as_json: bool) -> str | None:
+    """Build the engine before the first frame; its own messages say what is being built.
+
+    Returns the backend label ("compile/bf16 (…skipped: why)") for the summary and `--json`.
+    """
     from .realtime.runs import warm_up
 
     label = warm_up(process.engine, width, height, dev)
     if label is not None:
         (log.info if as_json else lambda m: err.print(m, highlight=False))(f"backend: {label}")
+    return label
 
 
 def _check_styles(values: list[str]) -> list[str]:
@@ -335,7 +339,7 @@ def video(
                                                   precision=precision, style_image=style_image,
                                                   on_status=_status_printer(as_json)),
                 strength=strength)
-            _warm_up(process, job.width, job.height, dev, as_json)
+            backend_label = _warm_up(process, job.width, job.height, dev, as_json)
         except BaseException:
             job.source.close()
             raise
@@ -343,7 +347,8 @@ def video(
                                                                   max_frames)
         rows = [("input", f"{source} ({job.source.info.description})"),
                 ("output", f"{job.target} ({job.width}x{job.height})"),
-                ("style", f"{process.name} on {dev}")]
+                ("style", f"{process.name} on {dev}"),
+                ("backend", backend_label or "eager")]
         smoother = _smoother(smooth, no_smooth)
         rows.append(("smoothing", f"{smoother.strength:g}" if smoother.strength else "off"))
         progress = progress_bar(quiet=as_json)
@@ -361,7 +366,8 @@ def video(
     if as_json:
         out.print_json(json.dumps({"input": source, "output": str(job.target),
                                    "size": [job.width, job.height], "style": process.name,
-                                   "device": str(dev), "smooth": smoother.strength,
+                                   "device": str(dev), "backend": backend_label,
+                                   "smooth": smoother.strength,
                                    **stats.as_dict(), "warning": problems}))
         return
     err.print(_run_table("rtstyle video", stats, rows))

@@ -86,6 +86,7 @@ def test_full_clip_with_surround_audio(cli, shared_data, tmp_path):
     report = json.loads(result.stdout)
     assert report["frames_written"] == 132 and report["frames_dropped"] == 0
     assert report["warning"] is None
+    assert report["backend"].startswith("eager/fp32")
     assert_same_timing_and_audio(src, out)
     assert probe(out).audio_channels == 6
 
