@@ -47,6 +47,15 @@ def rtstyle_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny nets gain nothing from threads, and on a busy 2-core runner they thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def no_bundled(tmp_path, monkeypatch) -> None:
     """Hide the bundled styles, for tests about exactly which names exist."""
     from rtstyle.models import registry

@@ -17,9 +17,8 @@ import av
 import numpy as np
 import pytest
 import pyvirtualcam
-import torch
 from typer.testing import CliRunner
-from video_helpers import probe, trim_clip, write_clip
+from video_helpers import make_audio_only, probe, trim_clip, write_clip
 
 from rtstyle.cli import app
 from rtstyle.images import write_image
@@ -28,14 +27,7 @@ CLIPS = ["bbb_1280x720_5s_audio.mp4", "bbb_cut_640x360_10s_audio.mp4",
          "mdn_flower_960x540_5s_audio.mp4", "mdn_his_girl_friday_640x480_6s_audio.mp4",
          "opencv_vtest_pedestrians_480x360_10s.mp4"]
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The tiny model gains nothing from threads, and other test runs share these cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
@@ -147,17 +139,6 @@ def test_codec_and_container_options(cli, tmp_path):
     with av.open(str(out)) as container:
         assert container.streams.video[0].codec_context.name == "hevc"
     assert probe(out).frames == 6 and probe(out).audio_codec == "aac"
-
-
-def make_audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=44100)
-        frame = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp",
-                                           layout="stereo")
-        frame.sample_rate, frame.pts = 44100, 0
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
 
 
 def test_bad_inputs_exit_2_and_leave_nothing(cli, tmp_path):

@@ -6,10 +6,9 @@ import threading
 import time
 from fractions import Fraction
 
-import av
 import numpy as np
 import pytest
-from video_helpers import write_clip
+from video_helpers import make_audio_only, write_clip
 
 from rtstyle.errors import MediaError
 from rtstyle.images import write_image
@@ -109,14 +108,7 @@ def test_not_a_video(tmp_path):
 
 
 def test_no_video_stream(tmp_path):
-    path = tmp_path / "audio_only.m4a"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=44100)
-        frame = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp",
-                                           layout="stereo")
-        frame.sample_rate, frame.pts = 44100, 0
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    path = make_audio_only(tmp_path / "audio_only.m4a")
     with pytest.raises(MediaError, match="no video stream"):
         FileSource(str(path))
 

@@ -20,14 +20,7 @@ from rtstyle.models.training.johnson import JohnsonConfig, train_johnson
 from rtstyle.models.training.losses import PerceptualLoss, gram_matrix, ssim, style_loss, tv_loss
 from rtstyle.models.weights import read_tensors
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets gain nothing from threads, and on a busy 2-core runner they thrash."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

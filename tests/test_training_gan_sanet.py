@@ -20,13 +20,7 @@ from rtstyle.models.training.cyclegan import (
 from rtstyle.models.training.sanet import SANetConfig, train_sanet
 from rtstyle.models.weights import read_tensors
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _linked(folder: Path, sources: list[Path]) -> Path:

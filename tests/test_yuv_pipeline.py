@@ -23,6 +23,8 @@ from rtstyle.realtime.yuv import rgb_to_yuv420, tag, yuv420_to_av_frame
 BT709 = Colorimetry("bt709", False, colorspace=1, primaries=1, trc=1)
 BT601 = Colorimetry("bt601", False, colorspace=6, primaries=6, trc=6)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def write_tagged_clip(path: Path, colorimetry: Colorimetry, *, width: int = 96, height: int = 64,
                       frames: int = 4) -> Path:
@@ -58,14 +60,6 @@ def planes(frame: av.VideoFrame) -> list[np.ndarray]:
     from rtstyle.realtime.yuv import frame_yuv420_planes
 
     return [p.astype(int) for p in frame_yuv420_planes(frame)]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("colorimetry", [BT709, BT601], ids=["bt709", "bt601"])

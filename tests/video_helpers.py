@@ -58,6 +58,18 @@ def write_clip(path: Path, *, frames: int = 12, width: int = 64, height: int = 4
     return path
 
 
+def make_audio_only(path: Path) -> Path:
+    """A stereo AAC file with no video stream."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp",
+                                           layout="stereo")
+        frame.sample_rate, frame.pts = 44100, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
 def trim_clip(source: Path, target: Path, seconds: float) -> Path:
     """Copy the packets of the first `seconds` of a clip (video and audio), no re-encoding."""
     with av.open(str(source)) as inp, av.open(str(target), "w") as out:
