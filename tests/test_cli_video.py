@@ -198,7 +198,11 @@ def test_sigint_finalizes_a_playable_file_and_exits_130(tiny_style_file, shared_
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # the hidden file appears with the first encoded packet
+        time.sleep(0.05)
+    # The hidden file appears when the sink opens, before the first frame (and the muxer
+    # buffers, so its size says nothing); an interrupt before any frame rightly leaves no
+    # output. The tiny net writes a frame every ~0.25 s on one thread, so give it a few.
+    time.sleep(3)
     assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)

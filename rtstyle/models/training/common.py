@@ -25,6 +25,23 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+
+@dataclass(kw_only=True)
+class RunSettings:
+    """How a training run runs, shared by every trainer (what it learns is in each subclass)."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    resume: bool = False
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    work_dir: Path | None = None  # checkpoints, samples, logs; default <user dir>/training/<name>
+    out: Path | None = None  # where the style file goes; default the user styles dir
+    tag: str = "v1"
+    license: str = "unspecified"
+    tensorboard: bool = True
+
 @dataclass(frozen=True)
 class Precision:
     """Autocast settings for one device; fp16 also needs a gradient scaler."""

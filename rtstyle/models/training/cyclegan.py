@@ -22,6 +22,7 @@ from ...devices import resolve_device
 from ...errors import UserInputError
 from ..cyclegan import ResnetGenerator
 from .common import (
+    RunSettings,
     ScalarLog,
     check_resume_config,
     export_style,
@@ -103,8 +104,8 @@ def linear_decay(total: int, decay_from: int) -> Callable[[int], float]:
     return lambda step: 1.0 - max(0, step - decay_from) / span
 
 
-@dataclass
-class CycleGANConfig:
+@dataclass(kw_only=True)
+class CycleGANConfig(RunSettings):
     domain_a: Path
     domain_b: Path
     name: str
@@ -120,19 +121,8 @@ class CycleGANConfig:
     ssim_weight: float = 0.0
     pool_size: int = 50
     decay_from: int | None = None  # default: half of steps
-    device: str = "auto"
-    precision: str = "auto"
-    seed: int = 0
-    resume: bool = False
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    work_dir: Path | None = None
-    out: Path | None = None
-    tag: str = "v1"
-    license: str = "unspecified"
     painting: str | None = None
     artist: str | None = None
-    tensorboard: bool = True
 
     def fingerprint(self) -> dict:
         return {k: getattr(self, k) for k in _RESUME_KEYS}

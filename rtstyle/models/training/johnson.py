@@ -24,6 +24,7 @@ from ..architectures import build_generator
 from ..registry import user_data_dir, user_styles_dir
 from ..vgg import load_vgg19
 from .common import (
+    RunSettings,
     ScalarLog,
     check_resume_config,
     export_style,
@@ -48,8 +49,8 @@ _RESUME_KEYS = ("arch", "arch_params", "size", "batch", "style_size", "lr", "con
                 "style_layers", "precision")
 
 
-@dataclass
-class JohnsonConfig:
+@dataclass(kw_only=True)
+class JohnsonConfig(RunSettings):
     style_image: Path
     data: Path
     name: str
@@ -67,22 +68,13 @@ class JohnsonConfig:
     temporal_weight: float = 0.0
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
-    device: str = "auto"
-    precision: str = "auto"
-    seed: int = 0
-    resume: bool = False
     sample_every: int = 200
     checkpoint_every: int = 200
-    work_dir: Path | None = None  # checkpoints, samples, logs; default <user dir>/training/<name>
-    out: Path | None = None  # where the style file goes; default the user styles dir
-    tag: str = "v1"
-    license: str = "unspecified"
     painting: str | None = None
     artist: str | None = None
     year: str | None = None
     attribution: str | None = None
     style_license: str | None = None
-    tensorboard: bool = True
 
     @property
     def arch_name(self) -> str:

@@ -23,6 +23,7 @@ from ...errors import UserInputError
 from ..sanet import SANetModel, mean_variance_norm
 from ..vgg import load_vgg19
 from .common import (
+    RunSettings,
     ScalarLog,
     check_resume_config,
     export_style,
@@ -41,8 +42,8 @@ _RESUME_KEYS = ("size", "batch", "lr", "content_weight", "style_weight", "identi
                 "identity2_weight", "seed", "precision", "holdout")
 
 
-@dataclass
-class SANetConfig:
+@dataclass(kw_only=True)
+class SANetConfig(RunSettings):
     content: Path
     styles: Path
     name: str = "sanet"
@@ -55,17 +56,6 @@ class SANetConfig:
     identity1_weight: float = 50.0
     identity2_weight: float = 1.0
     holdout: list[str] = field(default_factory=list)  # painting file names kept out of training
-    device: str = "auto"
-    precision: str = "auto"
-    seed: int = 0
-    resume: bool = False
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    work_dir: Path | None = None
-    out: Path | None = None
-    tag: str = "v1"
-    license: str = "unspecified"
-    tensorboard: bool = True
 
     def fingerprint(self) -> dict:
         return {k: getattr(self, k) for k in _RESUME_KEYS}
