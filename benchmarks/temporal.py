@@ -15,6 +15,10 @@ convolutions and instance norms, so its flicker under input changes is real, but
 is noise. Pass --style NAME|FILE to use a trained one.
 
     python benchmarks/temporal.py                     # writes benchmarks/results/temporal_cpu.json
+
+`--baseline-style` adds a second per-frame baseline from another style (e.g. the same painting
+without the temporal training term, `ukiyoe-lite.v1` next to `ukiyoe-lite.v2`), so the whole
+system (a steadier generator plus smoothing) is compared with plain per-frame stylization.
 """
 
 from __future__ import annotations
@@ -145,12 +149,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flow-scale", type=float, default=0.2)
     ap.add_argument("--detail-window", type=int, default=0,
                     help="TemporalSmoother detail_window (0 = blend whole frames)")
+    ap.add_argument("--blend", choices=("frame", "lowpass"), default="frame",
+                    help="TemporalSmoother blend (whole frames, or low frequencies only)")
     ap.add_argument("--resample", choices=("bilinear", "bicubic"), default="bilinear",
                     help="TemporalSmoother resample (how the previous output is warped)")
     ap.add_argument("--clip", type=Path, default=DATA / "video" / "bbb_cut_640x360_10s_audio.mp4")
     ap.add_argument("--clip-frames", type=int, default=36)
     ap.add_argument("--timing-clip", type=Path, default=DATA / "video" / "bbb_1280x720_5s_audio.mp4")
     ap.add_argument("--timing-frames", type=int, default=8)
+    ap.add_argument("--baseline-style", default=None,
+                    help="also compare with per-frame output of this style (same painting)")
+    ap.add_argument("--no-timing", action="store_true", help="skip the 1280x720 timing")
+    ap.add_argument("--no-strip", action="store_true", help="do not write the still strip")
+    ap.add_argument("--timing-only", action="store_true", help="only the 1280x720 timing")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--json-out", type=Path, default=REPO / "benchmarks/results/temporal_cpu.json")
     ap.add_argument("--strip", type=Path, default=REPO / "docs/temporal_strip.png")
@@ -162,15 +173,19 @@ def main(argv: list[str] | None = None) -> int:
     stylizer, style_label, painting = build_stylizer(style, device)
     style_loss = StyleLoss(args.painting or painting or DEFAULT_PAINTING, device)
     smoother = TemporalSmoother(strength=args.strength, flow_scale=args.flow_scale,
-                                detail_window=args.detail_window, resample=args.resample)
+                                detail_window=args.detail_window, resample=args.resample,
+                                blend=args.blend)
+    other = build_stylizer(args.baseline_style, device)[0] if args.baseline_style else None
 
-    sequences = {
+    sequences = {} if args.timing_only else {
         "sintel_raft_demo": list(iter_frames(DATA / "flow" / "raft_demo_frames")),
         args.clip.stem: list(iter_frames(args.clip, max_frames=args.clip_frames)),
     }
     results = {"style": style_label, "device": "cpu", "threads": args.threads,
                "strength": args.strength, "flow_scale": args.flow_scale,
                "detail_window": args.detail_window, "resample": args.resample,
+               "blend": args.blend,
+               "baseline_style": other.name if other is not None else None,
                "command": "python " + " ".join(["benchmarks/temporal.py", *(argv or sys.argv[1:])]),
                "sequences": {}}
     for label, frames in sequences.items():
@@ -186,13 +201,28 @@ def main(argv: list[str] | None = None) -> int:
             "gram_loss_change_pct": 100 * (gram_sm - gram_pf) / gram_pf,
             "scene_cuts": smoother.cuts,
         }
-        if label == "sintel_raft_demo" and args.strip:
+        if other is not None:
+            with torch.no_grad():
+                flat = [(n, tensor_to_image(other(image_to_tensor(f, device)))) for n, f in frames]
+            ref = evaluate_temporal(frames, flat)
+            gram_ref = statistics.mean(style_loss(f) for _, f in flat)
+            results["sequences"][label]["vs_baseline_style"] = {
+                "warping_error_per_frame": ref.output,
+                "per_frame_ratio": base.baseline / ref.output,
+                "smoothed_ratio": base.output / ref.output,
+                "gram_loss_per_frame": gram_ref,
+                "per_frame_gram_change_pct": 100 * (gram_pf - gram_ref) / gram_ref,
+                "smoothed_gram_change_pct": 100 * (gram_sm - gram_ref) / gram_ref,
+            }
+        if label == "sintel_raft_demo" and not args.no_strip:
             write_strip(args.strip, frames, per_frame, smoothed, start=4)
-    results["timing_720p"] = time_at_720p(args.timing_clip, stylizer, smoother, device,
-                                          args.timing_frames)
+    if not args.no_timing:
+        results["timing_720p"] = time_at_720p(args.timing_clip, stylizer, smoother, device,
+                                              args.timing_frames)
 
     print(f"style: {style_label}; strength {args.strength}, flow scale {args.flow_scale}, "
-          f"detail window {args.detail_window}, {args.resample} warp, {args.threads} threads")
+          f"{args.blend} blend, detail window {args.detail_window}, {args.resample} warp, "
+          f"{args.threads} threads")
     header = f"{'sequence':28s} {'input':>9s} {'per-frame':>10s} {'smoothed':>9s} {'ratio':>6s} " \
              f"{'gram pf':>9s} {'gram sm':>9s} {'Δgram':>7s}"
     print(header)
@@ -201,9 +231,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['warping_error_smoothed']:9.5f} {r['warping_ratio']:6.2f} "
               f"{r['gram_loss_per_frame']:9.3g} {r['gram_loss_smoothed']:9.3g} "
               f"{r['gram_loss_change_pct']:+6.1f}%")
-    t = results["timing_720p"]
-    print(f"1280x720: stylizer {t['stylizer_ms']:.0f} ms, smoother {t['smoother_ms']:.0f} ms "
-          f"= {t['smoother_pct_of_frame']:.1f}% of frame time (median of {t['frames']})")
+        b = r.get("vs_baseline_style")
+        if b:
+            print(f"{'  vs ' + results['baseline_style']:28s} {'':9s} {b['warping_error_per_frame']:10.5f} "
+                  f"{'':9s} per-frame {b['per_frame_ratio']:.2f} ({b['per_frame_gram_change_pct']:+.1f}% "
+                  f"gram), smoothed {b['smoothed_ratio']:.2f} ({b['smoothed_gram_change_pct']:+.1f}% gram)")
+    t = results.get("timing_720p")
+    if t:
+        print(f"1280x720: stylizer {t['stylizer_ms']:.0f} ms, smoother {t['smoother_ms']:.0f} ms "
+              f"= {t['smoother_pct_of_frame']:.1f}% of frame time (median of {t['frames']})")
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(results, indent=2) + "\n")
     return 0

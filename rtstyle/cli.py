@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -250,12 +251,17 @@ SmoothOption = Annotated[float, typer.Option(
          "to stop flicker (0 = off).")]
 NoSmoothOption = Annotated[bool, typer.Option(
     "--no-smooth", help="Per-frame output, no temporal smoothing (same as --smooth 0).")]
+DEFAULT_BLEND = "frame"  # rtstyle.realtime.smoothing's default blend
+BlendOption = Annotated[str, typer.Option(
+    "--smooth-blend",
+    help="frame: blend whole frames (steadiest; softens brush texture). lowpass: only colour "
+         "and light follow the motion, texture stays each frame's own (cheaper).")]
 
 
-def _smoother(smooth: float, no_smooth: bool):
+def _smoother(smooth: float, no_smooth: bool, blend: str = DEFAULT_BLEND):
     from .realtime.smoothing import make_smoother
 
-    return make_smoother(0.0 if no_smooth else smooth)
+    return make_smoother(0.0 if no_smooth else smooth, blend=blend)
 
 
 def _status_printer(as_json: bool):
@@ -321,6 +327,7 @@ def video(
         min=1, help="Stop after this many frames (for a quick look).")] = None,
     smooth: SmoothOption = DEFAULT_SMOOTH,
     no_smooth: NoSmoothOption = False,
+    smooth_blend: BlendOption = DEFAULT_BLEND,
     as_json: JsonOption = False,
 ) -> None:
     """Stylize a video file, keeping every frame, the timing and the audio."""
@@ -349,8 +356,9 @@ def video(
                 ("output", f"{job.target} ({job.width}x{job.height})"),
                 ("style", f"{process.name} on {dev}"),
                 ("backend", backend_label or "eager")]
-        smoother = _smoother(smooth, no_smooth)
-        rows.append(("smoothing", f"{smoother.strength:g}" if smoother.strength else "off"))
+        smoother = _smoother(smooth, no_smooth, smooth_blend)
+        rows.append(("smoothing", f"{smoother.strength:g} ({smooth_blend} blend)"
+                     if smoother.strength else "off"))
         progress = progress_bar(quiet=as_json)
         task = progress.add_task("stylizing", total=total)
         try:
@@ -367,7 +375,7 @@ def video(
         out.print_json(json.dumps({"input": source, "output": str(job.target),
                                    "size": [job.width, job.height], "style": process.name,
                                    "device": str(dev), "backend": backend_label,
-                                   "smooth": smoother.strength,
+                                   "smooth": smoother.strength, "smooth_blend": smooth_blend,
                                    **stats.as_dict(), "warning": problems}))
         return
     err.print(_run_table("rtstyle video", stats, rows))
@@ -408,6 +416,7 @@ def webcam(
     duration: Annotated[float | None, typer.Option(min=0.0, help="Stop after N seconds.")] = None,
     smooth: SmoothOption = DEFAULT_SMOOTH,
     no_smooth: NoSmoothOption = False,
+    smooth_blend: BlendOption = DEFAULT_BLEND,
     as_json: JsonOption = False,
 ) -> None:
     """Stylize a camera live, to a window, a virtual camera, a network stream or a file."""
@@ -436,8 +445,9 @@ def webcam(
         rows = [("camera", source.info.description),
                 ("output", f"{sink.describe()} ({width}x{height})"),
                 ("style", f"{', '.join(style)} on {dev}")]
-        smoother = _smoother(smooth, no_smooth)
-        rows.append(("smoothing", f"{smoother.strength:g}" if smoother.strength else "off"))
+        smoother = _smoother(smooth, no_smooth, smooth_blend)
+        rows.append(("smoothing", f"{smoother.strength:g} ({smooth_blend} blend)"
+                     if smoother.strength else "off"))
         if output == "window" and not as_json:
             err.print(f"keys: {KEY_HELP}", highlight=False)
         progress = Progress(TextColumn("[bold]live"), TaskProgressColumn(show_speed=True),
@@ -463,7 +473,7 @@ def webcam(
     problems = source.problems()
     if as_json:
         out.print_json(json.dumps({"camera": camera, "output": output, "size": [width, height],
-                                   "smooth": smoother.strength, **live_stats.as_dict(),
+                                   "smooth": smoother.strength, "smooth_blend": smooth_blend, **live_stats.as_dict(),
                                    "warning": problems}))
         return
     err.print(_run_table("rtstyle webcam", live_stats, rows))
@@ -513,6 +523,7 @@ def bench(
         "--smooth", min=0.0, max=1.0,
         help="Also time temporal smoothing at this strength (a '+smooth' row per size).")
     ] = None,
+    smooth_blend: BlendOption = DEFAULT_BLEND,
     as_json: JsonOption = False,
 ) -> None:
     """Time every backend against the naive FP32 loop (uint8 in and out, same frames)."""
@@ -546,7 +557,7 @@ def bench(
         say = (lambda m: None) if as_json else (lambda m: err.print(m, highlight=False))
         report = run_benchmark(stylizer.eval(), dev, sizes=sizes, backends=names,
                                precision=precision, frames=frames, model_info=model,
-                               smooth=smooth, on_status=say)
+                               smooth=smooth, smooth_blend=smooth_blend, on_status=say)
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
         return
@@ -668,10 +679,12 @@ def _training_progress(name: str, quiet: bool):
 
 
 def _training_summary(result, as_json: bool) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 exported and reports
+        return
     summary = {"style": str(result.style_path) if result.style_path else None,
                "steps": result.steps, "losses": result.losses,
                "duration_s": round(result.duration_s, 1), "device": result.device,
-               "work_dir": str(result.work_dir)}
+               "world_size": result.world_size, "work_dir": str(result.work_dir)}
     if as_json:
         out.print_json(json.dumps(summary))
     else:
@@ -695,6 +708,7 @@ def train_johnson_verb(
     style_weight: Annotated[float, typer.Option(help="Weight of the Gram style term.")] = 0.25,
     tv_weight: Annotated[float, typer.Option(help="Weight of total variation.")] = 0.0,
     temporal_weight: Annotated[float, typer.Option(help="Weight of the synthetic-motion stability term.")] = 0.0,
+    init_from: Annotated[str | None, typer.Option(help="Fine-tune this style (name or file, same --arch) instead of starting fresh.")] = None,
     channels: Annotated[int | None, typer.Option(help="Width of the net (default per arch).")] = None,
     n_res: Annotated[int | None, typer.Option(help="Residual blocks (default per arch).")] = None,
     device: DeviceOption = "auto",
@@ -717,6 +731,7 @@ def train_johnson_verb(
         style_image=style_image, data=data, name=name, arch=arch, size=size,
         style_size=style_size, steps=steps, batch=batch, lr=lr, content_weight=content_weight,
         style_weight=style_weight, tv_weight=tv_weight, temporal_weight=temporal_weight,
+        init_from=init_from,
         channels=channels, n_res=n_res, device=device, precision=precision, seed=seed,
         resume=resume, sample_every=sample_every, checkpoint_every=checkpoint_every,
         work_dir=work_dir, out=out, tag=tag, painting=painting or style_image.stem,
@@ -773,6 +788,7 @@ def train_sanet_verb(
     styles: Annotated[Path, typer.Option(help="Folder of paintings.")],
     name: Annotated[str, typer.Option(help="Model name.")] = "sanet",
     holdout: Annotated[list[str] | None, typer.Option(help="Painting file kept out of training (repeat).")] = None,
+    init_from: Annotated[str | None, typer.Option(help="Fine-tune this SANet model (name or file) instead of starting fresh.")] = None,
     size: Annotated[int, typer.Option(help="Training crop side in pixels.")] = 256,
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 20000,
     batch: Annotated[int, typer.Option(help="Pairs per step (per GPU).")] = 4,
@@ -791,6 +807,7 @@ def train_sanet_verb(
 
     cfg = SANetConfig(
         content=content, styles=styles, name=name, holdout=list(holdout or []), size=size,
+        init_from=init_from,
         steps=steps, batch=batch, lr=lr, device=device, precision=precision, seed=seed,
         resume=resume, sample_every=sample_every, checkpoint_every=sample_every,
         work_dir=work_dir, out=out,

@@ -93,7 +93,7 @@ def test_spec_records_metadata(tiny_style_file):
     assert spec.summary()["painting"] == "none (test weights)"
 
 
-def test_bundled_styles_load_and_stylize(rtstyle_home):
+def test_bundled_styles_load_and_stylize(rtstyle_home, shared_data):
     """Every manifest entry: checksum matches, network builds, output differs from the input."""
     import torch
 
@@ -101,8 +101,10 @@ def test_bundled_styles_load_and_stylize(rtstyle_home):
     if not specs:
         pytest.skip("no bundled styles in this build")
     x = torch.rand(1, 3, 41, 67)
+    painting = shared_data / "styles" / "vangogh_olive_trees.jpg"
     for spec in specs:
-        stylizer = load_stylizer(spec)
+        stylizer = load_stylizer(spec, style_image=painting if spec.needs_style_image else None,
+                                 style_size=128)
         with torch.no_grad():
             y = stylizer(x)
         assert y.shape == x.shape and torch.isfinite(y).all(), spec.full_name

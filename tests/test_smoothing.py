@@ -1,5 +1,7 @@
 """Run-time temporal smoothing: steadier on motion, sharp on still scenes, no ghosts after cuts."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,16 +23,16 @@ def _texture(seed, h=H + 24, w=W + 24, palette=None):
     return img
 
 
-def _translated_clip(n, step=(1.5, 0.75), seed=0):
+def _translated_clip(n, step=(1.5, 0.75), seed=0, h=H, w=W):
     """Frames of a texture panned by `step` px per frame, with the exact flow t -> t-1."""
-    canvas = _texture(seed)
+    canvas = _texture(seed, h + 24, w + 24)
     frames = []
     for t in range(n):
-        flow = torch.zeros(1, 2, H, W)
+        flow = torch.zeros(1, 2, h, w)
         flow[:, 0] += 12 + step[0] * t
         flow[:, 1] += 12 + step[1] * t
         frames.append(warp(canvas, flow)[0])
-    back = torch.zeros(1, 2, H, W)
+    back = torch.zeros(1, 2, h, w)
     back[:, 0], back[:, 1] = step[0], step[1]
     return frames, back
 
@@ -143,13 +145,60 @@ def test_detail_window_keeps_each_frames_own_texture():
     assert own < 0.25 * blended
 
 
+def _pumping(clean, seed, amount=0.08):
+    """Low-frequency flicker: a smooth per-frame colour field, as instance norm produces."""
+    g = torch.Generator().manual_seed(seed)
+    field = F.interpolate(torch.randn(1, 3, 3, 4, generator=g), size=clean.shape[-2:],
+                          mode="bilinear", align_corners=False)
+    return (clean + amount * field).clamp(0, 1)
+
+
+def test_lowpass_blend_steadies_colour_pumping_and_keeps_each_frames_texture():
+    # big enough that flow (and so the blend) runs at 1/4.5 size, as at 1/5 of a real frame
+    frames, back = _translated_clip(10, h=216, w=288)
+    stylized = [_flicker(_pumping(_stylize(f), seed=i), seed=40 + i, sigma=0.03)
+                for i, f in enumerate(frames)]
+    lowpass = TemporalSmoother(strength=0.8, blend="lowpass")
+    whole = TemporalSmoother(strength=0.8, blend="frame")
+    out = [lowpass(s, f) for s, f in zip(stylized, frames, strict=True)]
+    out_whole = [whole(s, f) for s, f in zip(stylized, frames, strict=True)]
+
+    def low(x):
+        return F.avg_pool2d(F.pad(x, (4, 4, 4, 4), mode="replicate"), 9, stride=1)
+
+    def high(x):
+        return x - _box3(x)
+
+    # the colour pumping (low frequencies) is steadied along the motion ...
+    low_before = _warping_error([low(s) for s in stylized], back)
+    low_after = _warping_error([low(o) for o in out], back)
+    assert low_after < 0.5 * low_before, (low_after, low_before)
+    # ... while the fine detail (here the per-pixel noise) stays the current frame's own;
+    # whole-frame blending replaces most of it with history
+    crop = (..., slice(8, -8), slice(8, -8))
+    own = F.mse_loss(high(out[-1])[crop], high(stylized[-1])[crop]).item()
+    replaced = F.mse_loss(high(out_whole[-1])[crop], high(stylized[-1])[crop]).item()
+    assert own < 0.25 * replaced, (own, replaced)
+    assert lowpass.cuts == 0
+
+
+def test_lowpass_blend_leaves_a_still_frame_unchanged():
+    clean_src = _texture(3)[..., :H, :W]
+    clean = _stylize(clean_src)
+    smoother = TemporalSmoother(strength=0.9, blend="lowpass")
+    for _ in range(4):
+        out = smoother(clean, clean_src)
+    torch.testing.assert_close(out, clean, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("blend", ["frame", "lowpass"])
 @pytest.mark.parametrize("second_palette", [(0.9, 0.2, 0.1), None], ids=["colour", "same-palette"])
-def test_no_ghost_of_the_previous_shot_after_a_hard_cut(second_palette):
+def test_no_ghost_of_the_previous_shot_after_a_hard_cut(second_palette, blend):
     shot_a = _texture(5, palette=(0.1, 0.3, 0.9))[..., :H, :W]
     shot_b = _texture(6, palette=second_palette)[..., :H, :W]
     if second_palette is None:
         shot_a = _texture(5)[..., :H, :W]
-    smoother = TemporalSmoother(strength=0.9)
+    smoother = TemporalSmoother(strength=0.9, blend=blend)
     for i in range(5):
         smoother(_flicker(_stylize(shot_a), seed=i, sigma=0.02), shot_a)
     outputs, stylized = [], []
@@ -168,9 +217,10 @@ def test_no_ghost_of_the_previous_shot_after_a_hard_cut(second_palette):
         assert abs(leak.item()) < 0.02
 
 
-def test_reset_and_resolution_change_pass_the_frame_through():
+@pytest.mark.parametrize("blend", ["frame", "lowpass"])
+def test_reset_and_resolution_change_pass_the_frame_through(blend):
     src = _texture(7)[..., :H, :W]
-    smoother = TemporalSmoother()
+    smoother = TemporalSmoother(blend=blend)
     smoother(_stylize(src), src)
     fresh = _flicker(_stylize(src), seed=1)
     smoother.reset()
@@ -198,6 +248,8 @@ def test_no_smoothing_and_factory():
         TemporalSmoother(flow_method="raft")
     with pytest.raises(UserInputError):
         TemporalSmoother(resample="nearest")
+    with pytest.raises(UserInputError, match="blend"):
+        TemporalSmoother(blend="median")
 
 
 def test_bench_reports_a_smoothing_row():
@@ -205,10 +257,10 @@ def test_bench_reports_a_smoothing_row():
 
     net = torch.nn.Conv2d(3, 3, 1)
     report = run_benchmark(net, torch.device("cpu"), sizes=[(64, 48)], backends=["eager"],
-                           frames=2, warmup=1, smooth=0.5)
+                           frames=2, warmup=1, smooth=0.5, smooth_blend="lowpass")
     rows = {r.backend: r for r in report.rows}
     assert rows["+smooth"].status == "ok" and rows["+smooth"].median_ms > 0
-    assert "0.5" in rows["+smooth"].reason
+    assert "0.5" in rows["+smooth"].reason and "lowpass" in rows["+smooth"].reason
 
 
 def test_video_verb_smooths_by_default_and_no_smooth_turns_it_off(tmp_path, tiny_style_file):
@@ -240,3 +292,12 @@ def test_video_verb_smooths_by_default_and_no_smooth_turns_it_off(tmp_path, tiny
         assert result.exit_code == 0, result.output
         reports[label] = evaluate_temporal(iter_frames(clip), iter_frames(target))
     assert reports["smoothed"].output < 0.8 * reports["per_frame"].output
+
+    result = runner.invoke(app, ["video", str(clip), str(tmp_path / "low.mp4"), "--style",
+                                 str(tiny_style_file), "--smooth-blend", "lowpass", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["smooth_blend"] == "lowpass"
+    result = runner.invoke(app, ["video", str(clip), str(tmp_path / "bad.mp4"), "--style",
+                                 str(tiny_style_file), "--smooth-blend", "median"])
+    assert result.exit_code == 2 and "blend must be one of frame, lowpass" in result.output
+    assert not (tmp_path / "bad.mp4").exists()

@@ -124,6 +124,24 @@ def test_trained_style_loads_through_registry_and_stylizes(photos, painting, tmp
     assert y.shape == x.shape and torch.isfinite(y).all()
 
 
+def test_init_from_fine_tunes_an_existing_style_and_refuses_another_arch(photos, painting,
+                                                                        tmp_path):
+    base, _ = run(tiny_config(photos, painting, tmp_path / "base", steps=3))
+    start = tiny_config(photos, painting, tmp_path / "ft", steps=1, lr=1e-12,
+                        init_from=str(base.style_path), name="wave-ft")
+    tuned, _ = run(start)
+    base_w, tuned_w = read_tensors(base.style_path), read_tensors(tuned.style_path)
+    # a vanishing learning rate leaves the loaded weights as they were (FP16 file round trip)
+    assert all(torch.allclose(base_w[k].float(), tuned_w[k].float(), atol=1e-3) for k in base_w)
+    assert resolve_style(str(tuned.style_path)).meta["training"]["init_from"] == str(base.style_path)
+    fresh, _ = run(tiny_config(photos, painting, tmp_path / "fresh", steps=1, lr=1e-12))
+    assert not all(torch.allclose(base_w[k].float(), read_tensors(fresh.style_path)[k].float(),
+                                  atol=1e-3) for k in base_w)
+    with pytest.raises(UserInputError, match="--init-from"):
+        train_johnson(tiny_config(photos, painting, tmp_path / "wide", channels=16,
+                                  init_from=str(base.style_path)))
+
+
 def test_cli_train_johnson_json(photos, painting, tmp_path, rtstyle_home):
     result = CliRunner().invoke(app, [
         "train", "johnson", "--style-image", str(painting), "--data", str(photos),
@@ -172,8 +190,31 @@ def test_publish_writes_manifest_entry_with_alias_and_small_gallery(photos, pain
     assets = tmp_path / "assets"
     assets.mkdir()
     photo = sorted((shared_data / "content" / "eval").glob("*.jpg"))[0]
-    publish(tmp_path / "out", shared_data / "styles", photo, assets, ["ukiyoe"])
+    publish(tmp_path / "out", shared_data / "styles", photo, assets, ["ukiyoe"], tag="v1")
     (entry,) = json.loads((assets / "manifest.json").read_text())["styles"]
     assert entry["name"] == "ukiyoe-lite" and entry["aliases"] == ["ukiyoe"] and entry["default"]
     assert entry["sha256"] == sha256_file(assets / entry["file"])
     assert 0 < (assets / entry["gallery"]).stat().st_size < 100_000
+
+    # a newer tag takes the default and the alias; the older file stays, by its full name
+    run(tiny_config(photos, painting, tmp_path, steps=1, name="ukiyoe-lite", tag="v2"))
+    publish(tmp_path / "out", shared_data / "styles", photo, assets, ["ukiyoe"], tag="v2")
+    v1, v2 = json.loads((assets / "manifest.json").read_text())["styles"]
+    assert (v1["file"], v1["default"], v1["aliases"]) == ("ukiyoe-lite.v1.safetensors", False, [])
+    assert (v2["file"], v2["default"], v2["aliases"]) == ("ukiyoe-lite.v2.safetensors", True,
+                                                          ["ukiyoe"])
+    assert (assets / v1["file"]).is_file() and (assets / v2["gallery"]).is_file()
+
+
+def test_bundled_recipe_stage_two_fine_tunes_stage_one_with_the_temporal_term(tmp_path):
+    from rtstyle.models.training.bundled import PAINTINGS, TEMPORAL_RECIPE, painting_config
+
+    monet = next(p for p in PAINTINGS if p.style == "monet")
+    stage1 = painting_config(monet, tmp_path, tmp_path, tmp_path / "out", tmp_path / "work", {})
+    stage2 = painting_config(monet, tmp_path, tmp_path, tmp_path / "out", tmp_path / "work", {},
+                             finetune_from=tmp_path / "assets")
+    assert stage1.temporal_weight == 0 and stage1.init_from is None and stage1.tag == "v1"
+    assert stage2.temporal_weight == TEMPORAL_RECIPE["temporal_weight"] > 0
+    assert stage2.init_from == str(tmp_path / "assets" / "monet-lite.v1.safetensors")
+    assert stage2.tag == "v2" and stage2.work_dir != stage1.work_dir
+    assert stage2.style_weight == stage1.style_weight  # same painting balance in both stages

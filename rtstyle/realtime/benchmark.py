@@ -167,12 +167,12 @@ def engine_step(engine: InferenceEngine, device: torch.device) -> Callable[[np.n
     return step
 
 
-def smoothing_step(strength: float, frame: np.ndarray,
-                   device: torch.device) -> Callable[[np.ndarray], None]:
+def smoothing_step(strength: float, frame: np.ndarray, device: torch.device,
+                   blend: str = "frame") -> Callable[[np.ndarray], None]:
     """Temporal smoothing alone, on a frame panned 2 px per call so the flow is not trivial."""
     from .smoothing import TemporalSmoother
 
-    smoother = TemporalSmoother(strength=strength)
+    smoother = TemporalSmoother(strength=strength, blend=blend)
     moves = [to_device_tensor(np.roll(frame, 2 * k, axis=1), device) for k in range(2)]
     calls = iter(range(1 << 62))
 
@@ -186,6 +186,7 @@ def smoothing_step(strength: float, frame: np.ndarray,
 def run_benchmark(stylizer: nn.Module, device: torch.device, *, sizes: list[tuple[int, int]],
                   backends: list[str], precision: str = "auto", frames: int = 30,
                   warmup: int = 3, model_info: dict | None = None, smooth: float | None = None,
+                  smooth_blend: str = "frame",
                   cache: EngineCache | None = None,
                   on_status: Callable[[str], None] | None = None) -> BenchReport:
     """Time the naive loop and each backend at each (width, height); never raises per backend."""
@@ -231,10 +232,11 @@ def run_benchmark(stylizer: nn.Module, device: torch.device, *, sizes: list[tupl
             _fill(row, times, device)
             row.speedup_vs_naive = round(naive.median_ms / row.median_ms, 2)
         if smooth:
-            say(f"{size}: temporal smoothing {smooth:g}")
+            say(f"{size}: temporal smoothing {smooth:g} ({smooth_blend} blend)")
             row = BenchRow(size=size, backend="+smooth", precision="fp32",
-                           reason=f"strength {smooth:g}; add to a backend row's frame time")
-            _fill(row, _time_frames(smoothing_step(smooth, frame, device), frame, frames,
-                                    warmup, device), device)
+                           reason=f"strength {smooth:g}, {smooth_blend} blend; add to a backend "
+                                  "row's frame time")
+            _fill(row, _time_frames(smoothing_step(smooth, frame, device, smooth_blend), frame,
+                                    frames, warmup, device), device)
             report.rows.append(row)
     return report

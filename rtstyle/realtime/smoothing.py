@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_STRENGTH", "NoSmoothing", "TemporalSmoother", "make_smoother"]
 
 DEFAULT_STRENGTH = 0.7
+BLENDS = ("frame", "lowpass")
 
 
 class NoSmoothing:
@@ -136,6 +137,13 @@ class TemporalSmoother:
     cut_histogram      histogram distance (0..1, half the L1 distance) above which a scene
                        cut is declared; `cut_trusted_fraction`: a cut is also declared when
                        fewer pixels than this can be tracked.
+    blend        "frame" (default): blend whole frames, the steadiest, but brush texture that
+                 differs from frame to frame is averaged away (style loss grows). "lowpass":
+                 only the low frequencies (below the flow resolution) follow the history; they
+                 are warped and blended at flow resolution, so the full-resolution cost is one
+                 downscale, one upscale and one add, and the texture stays each frame's own.
+                 Meant for generators trained with `--temporal-weight`, whose texture is
+                 steady already; see README "Temporal stability".
     detail_window      0: blend whole frames (steadiest, but flickering brush texture is
                        averaged away). k > 0: blend only the k×k local mean of the difference,
                        so texture stays per-frame; keeps the style (Gram loss) at the cost of
@@ -147,7 +155,7 @@ class TemporalSmoother:
                  min_flow_side: int = 48, lk_levels: int = 4, lk_iterations: int = 2,
                  lk_window: int = 9, photometric_sigma: float = 0.06,
                  cut_histogram: float = 0.35, cut_trusted_fraction: float = 0.3,
-                 histogram_bins: int = 16, detail_window: int = 0):
+                 histogram_bins: int = 16, detail_window: int = 0, blend: str = "frame"):
         if not 0.0 <= strength <= 1.0:
             raise UserInputError(f"smoothing strength must be in 0..1, got {strength}")
         if not 0.0 < flow_scale <= 1.0:
@@ -166,6 +174,9 @@ class TemporalSmoother:
         self.cut_trusted_fraction = cut_trusted_fraction
         self.detail_window = detail_window
         self.resample = resample
+        if blend not in BLENDS:
+            raise UserInputError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+        self.blend = blend
         lk = {"levels": lk_levels, "iterations": lk_iterations, "window": lk_window}
         self._trackers = {"lk": _DeviceTracker(lk, photometric_sigma, histogram_bins),
                           "dis": _HostTracker(dis_preset, photometric_sigma, histogram_bins)}
@@ -205,20 +216,34 @@ class TemporalSmoother:
         small = F.interpolate(source.float(), size=self._flow_size(h, w), mode="area")
         tracker = self._tracker(current.device)
         state, hist = tracker.observe(small)
+        if self.blend == "lowpass":
+            # history, warp and blend live at flow resolution; full resolution sees one area
+            # downscale, one bilinear upscale and one add
+            current_small = F.interpolate(current, size=small.shape[-2:], mode="area")
         prev = self._prev_output
-        if (self.strength == 0.0 or prev is None or prev.shape != current.shape
+        reference = current_small if self.blend == "lowpass" else current
+        if (self.strength == 0.0 or prev is None or prev.shape != reference.shape
                 or type(self._prev_hist) is not type(hist)):
-            self._restart(current, state, hist)
+            self._restart(reference, state, hist)
             return stylized
         if 0.5 * float(abs(hist - self._prev_hist).sum()) > self.cut_histogram:
-            return self._cut(current, state, hist, stylized, "histogram")
+            return self._cut(reference, state, hist, stylized, "histogram")
         low, tracked = tracker.track(state, self._prev_state, self.strength)
         if tracked < self.cut_trusted_fraction:
-            return self._cut(current, state, hist, stylized, "untrackable")
+            return self._cut(reference, state, hist, stylized, "untrackable")
+        low = low.to(current.device)
+        if self.blend == "lowpass":
+            warped_small = F.grid_sample(prev, low[:, :2].permute(0, 2, 3, 1), mode="bilinear",
+                                         padding_mode="border", align_corners=True)
+            delta = low[:, 2:] * (warped_small - current_small)
+            self._prev_output = current_small + delta
+            self._prev_state, self._prev_hist = state, hist
+            up = F.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
+            return (current + up).clamp_(0, 1).to(out_dtype)
 
         # Upsampling the normalised grid is exact for its identity part and bilinear for the
         # flow, so the full-resolution work is one interpolation, one warp and one lerp.
-        full = F.interpolate(low.to(current.device), size=(h, w), mode="bilinear",
+        full = F.interpolate(low, size=(h, w), mode="bilinear",
                              align_corners=True)
         warped_prev = F.grid_sample(prev, full[:, :2].permute(0, 2, 3, 1), mode=self.resample,
                                     padding_mode="border", align_corners=True)

@@ -105,6 +105,21 @@ def init_distributed(device: torch.device) -> tuple[DistributedContext, torch.de
     return DistributedContext(rank, world, local), device
 
 
+def check_replicas_agree(module: torch.nn.Module, ctx: DistributedContext) -> None:
+    """After DDP training every rank must hold the same weights; a mismatch means the gradient
+    sync was bypassed somewhere, and the exported (rank 0) file would not be what was trained."""
+    if ctx.world_size <= 1:
+        return
+    flat = torch.cat([p.detach().float().flatten() for p in module.parameters() if p.requires_grad])
+    probe = torch.stack((flat.sum(), flat.abs().sum(), (flat * flat).sum()))
+    gathered = [torch.zeros_like(probe) for _ in range(ctx.world_size)]
+    dist.all_gather(gathered, probe)
+    if not all(torch.allclose(g, gathered[0], rtol=1e-5, atol=1e-6) for g in gathered):
+        raise RuntimeError(f"DDP replicas disagree after training: {[g.tolist() for g in gathered]}")
+    if ctx.is_main:
+        log.info("DDP: the weights of all %d ranks agree", ctx.world_size)
+
+
 def finish_distributed(ctx: DistributedContext) -> None:
     if ctx.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()

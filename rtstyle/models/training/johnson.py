@@ -26,6 +26,7 @@ from ..vgg import load_vgg19
 from .common import (
     RunSettings,
     ScalarLog,
+    check_replicas_agree,
     check_resume_config,
     export_style,
     finish_distributed,
@@ -46,7 +47,7 @@ DEFAULT_PARAMS = {"johnson": {"channels": 32, "n_res": 5}, "johnson-lite": {"cha
 # Settings that define what is trained; a resumed run must not change them.
 _RESUME_KEYS = ("arch", "arch_params", "size", "batch", "style_size", "lr", "content_weight",
                 "style_weight", "tv_weight", "temporal_weight", "seed", "content_layer",
-                "style_layers", "precision")
+                "style_layers", "precision", "init_from")
 
 
 @dataclass(kw_only=True)
@@ -75,6 +76,7 @@ class JohnsonConfig(RunSettings):
     year: str | None = None
     attribution: str | None = None
     style_license: str | None = None
+    init_from: str | None = None  # a style name or file to fine-tune instead of a fresh net
 
     @property
     def arch_name(self) -> str:
@@ -112,6 +114,7 @@ class JohnsonConfig(RunSettings):
             "content_layer": self.content_layer,
             "style_layers": list(self.style_layers),
             "precision": self.precision,
+            "init_from": self.init_from,
         }
 
     def validate(self) -> None:
@@ -133,6 +136,7 @@ class TrainResult:
     duration_s: float
     device: str
     work_dir: Path
+    world_size: int = 1  # DDP processes that trained it (weights checked equal across them)
 
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
@@ -164,14 +168,34 @@ def init_output_range(net: nn.Module, gain: float = 50.0, mean: float = 127.5) -
         last.bias.fill_(mean)
 
 
-def _temporal_term(net, batch255: torch.Tensor, out01: torch.Tensor,
-                   generator: torch.Generator) -> torch.Tensor:
+def _init_weights(cfg: JohnsonConfig) -> dict[str, torch.Tensor]:
+    """Weights of the style to fine-tune; it must be the same architecture and size."""
+    from ..registry import resolve_style
+    from ..weights import read_tensors
+
+    spec = resolve_style(cfg.init_from)
+    if spec.arch != cfg.arch_name or spec.arch_params != cfg.arch_params:
+        raise UserInputError(
+            f"--init-from {cfg.init_from}: it is {spec.arch} {spec.arch_params}, but this run "
+            f"trains {cfg.arch_name} {cfg.arch_params}; pick the matching --arch")
+    return {k: v.float() for k, v in read_tensors(spec.weights).items()}
+
+
+def _stylize_batch(model, content: torch.Tensor, temporal: bool,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The 0..1 output for `content`, and the temporal term when asked.
+
+    The temporal pair (small affine motion plus sensor-like noise, which the net should ignore
+    between frames) goes through the net in the same call as the batch: instance norm works
+    per image, so this equals two calls, and DDP sees one forward per step.
+    """
+    if not temporal:
+        return model(content * 255.0) / 255.0, None
     from .temporal import random_affine_flow_pair, temporal_loss
 
-    # Small affine motion plus sensor-like noise: the net should ignore both between frames.
-    warped, flow, mask = random_affine_flow_pair(batch255 / 255.0, noise=0.02, generator=generator)
-    out_b = net(warped * 255.0) / 255.0
-    return temporal_loss(out01.float(), out_b.float(), flow, mask)
+    warped, flow, mask = random_affine_flow_pair(content, noise=0.02, generator=generator)
+    out01, out_b = (model(torch.cat((content, warped)) * 255.0) / 255.0).chunk(2)
+    return out01, temporal_loss(out01.float(), out_b.float(), flow, mask)
 
 
 def train_johnson(cfg: JohnsonConfig, on_step: StepCallback | None = None) -> TrainResult:
@@ -186,7 +210,10 @@ def train_johnson(cfg: JohnsonConfig, on_step: StepCallback | None = None) -> Tr
 
     torch.manual_seed(cfg.seed)
     net = build_generator(cfg.arch_name, cfg.arch_params)
-    init_output_range(net)
+    if cfg.init_from:
+        net.load_state_dict(_init_weights(cfg))
+    else:
+        init_output_range(net)
     net = net.to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
@@ -229,11 +256,11 @@ def train_johnson(cfg: JohnsonConfig, on_step: StepCallback | None = None) -> Tr
             if device.type == "cuda":
                 content = content.contiguous(memory_format=torch.channels_last)
             with precision.autocast(device):
-                out01 = model(content * 255.0) / 255.0
+                out01, temporal = _stylize_batch(model, content, cfg.temporal_weight > 0,
+                                                 temporal_gen)
                 terms = criterion(out01, content)
-                if cfg.temporal_weight > 0:
-                    terms["temporal"] = cfg.temporal_weight * _temporal_term(
-                        model, content * 255.0, out01, temporal_gen)
+                if temporal is not None:
+                    terms["temporal"] = cfg.temporal_weight * temporal
                     terms["total"] = terms["total"] + terms["temporal"]
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["total"]).backward()
@@ -254,6 +281,7 @@ def train_johnson(cfg: JohnsonConfig, on_step: StepCallback | None = None) -> Tr
             if on_step is not None and ctx.is_main:
                 on_step(step, cfg.steps, losses)
         duration = elapsed_before + time.perf_counter() - t0
+        check_replicas_agree(net, ctx)
         path = None
         if ctx.is_main:
             _checkpoint(ckpt_path, net, optimizer, batches, temporal_gen, step, duration,
@@ -264,7 +292,7 @@ def train_johnson(cfg: JohnsonConfig, on_step: StepCallback | None = None) -> Tr
     finally:
         scalars.close()
         finish_distributed(ctx)
-    return TrainResult(path, step, losses, duration, str(device), work)
+    return TrainResult(path, step, losses, duration, str(device), work, ctx.world_size)
 
 
 def _finite(x: float) -> bool:

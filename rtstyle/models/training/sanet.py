@@ -25,6 +25,7 @@ from ..vgg import load_vgg19
 from .common import (
     RunSettings,
     ScalarLog,
+    check_replicas_agree,
     check_resume_config,
     export_style,
     finish_distributed,
@@ -39,7 +40,7 @@ from .johnson import TrainResult, _device_name, _finite, default_work_dir
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _RESUME_KEYS = ("size", "batch", "lr", "content_weight", "style_weight", "identity1_weight",
-                "identity2_weight", "seed", "precision", "holdout")
+                "identity2_weight", "seed", "precision", "holdout", "init_from")
 
 
 @dataclass(kw_only=True)
@@ -56,6 +57,7 @@ class SANetConfig(RunSettings):
     identity1_weight: float = 50.0
     identity2_weight: float = 1.0
     holdout: list[str] = field(default_factory=list)  # painting file names kept out of training
+    init_from: str | None = None  # a SANet style (name or file) to fine-tune instead of a fresh one
 
     def fingerprint(self) -> dict:
         return {k: getattr(self, k) for k in _RESUME_KEYS}
@@ -75,6 +77,14 @@ class _HeldOutBatches(PhotoBatches):
         self.paths = [p for p in self.paths if p.name not in set(holdout)]
         if not self.paths:
             raise UserInputError(f"every painting in {folder} is held out; nothing to train on")
+
+
+def _relative(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error over the target's mean square: rtstyle's Caffe VGG-19 is not normalised
+    (relu4_1 activations are ~100× relu1_1's), so raw feature errors would outweigh the content
+    and pixel terms by orders of magnitude and the paper's weights would mean nothing."""
+    target = target.float()
+    return F.mse_loss(output.float(), target) / target.pow(2).mean().clamp_min(1e-8)
 
 
 def _mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,12 +107,11 @@ def sanet_losses(model: SANetModel, content: torch.Tensor, style: torch.Tensor,
     style_term = 0.0
     for k in STYLE_LAYERS:
         (m_o, s_o), (m_s, s_s) = _mean_std(f_out[k]), _mean_std(f_s[k])
-        style_term = style_term + F.mse_loss(m_o, m_s) + F.mse_loss(s_o, s_s)
+        style_term = style_term + _relative(m_o, m_s) + _relative(s_o, s_s)
     i_cc, i_ss = model(content, content), model(style, style)
     id1 = F.mse_loss(i_cc.float(), content) + F.mse_loss(i_ss.float(), style)
     f_cc, f_ss = vgg(i_cc, STYLE_LAYERS), vgg(i_ss, STYLE_LAYERS)
-    id2 = sum(F.mse_loss(f_cc[k].float(), f_c[k].float()) + F.mse_loss(f_ss[k].float(), f_s[k].float())
-              for k in STYLE_LAYERS)
+    id2 = sum(_relative(f_cc[k], f_c[k]) + _relative(f_ss[k], f_s[k]) for k in STYLE_LAYERS)
     terms = {
         "content": weights["content"] * content_term,
         "style": weights["style"] * style_term,
@@ -111,6 +120,18 @@ def sanet_losses(model: SANetModel, content: torch.Tensor, style: torch.Tensor,
     }
     terms["total"] = sum(terms.values())
     return terms, out
+
+
+class SANetObjective(torch.nn.Module):
+    """The model and its losses as one module, so DDP sees every forward of a step in one call
+    (the step runs the model three times: stylise, and the two identity reconstructions)."""
+
+    def __init__(self, model: SANetModel, weights: dict[str, float]):
+        super().__init__()
+        self.model, self.weights = model, weights
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor):
+        return sanet_losses(self.model, content, style, self.weights)
 
 
 def train_sanet(cfg: SANetConfig,
@@ -125,6 +146,8 @@ def train_sanet(cfg: SANetConfig,
     torch.manual_seed(cfg.seed)
     model = SANetModel(encoder=load_vgg19()).to(device)
     model.encoder.requires_grad_(False)
+    if cfg.init_from:
+        model.load_state_dict({**model.state_dict(), **_init_weights(cfg.init_from)})
     trainable = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
     contents = PhotoBatches(cfg.content, cfg.size, cfg.batch, seed=cfg.seed + 1000 * ctx.rank)
@@ -142,9 +165,11 @@ def train_sanet(cfg: SANetConfig,
         styles.set_state(saved["data_rng"][1])
         start, elapsed_before = int(saved["step"]), float(saved["duration_s"])
 
-    trained = DistributedDataParallel(model) if ctx.world_size > 1 else model
     weights = {"content": cfg.content_weight, "style": cfg.style_weight,
                "identity1": cfg.identity1_weight, "identity2": cfg.identity2_weight}
+    objective = SANetObjective(model, weights)
+    if ctx.world_size > 1:  # the frozen encoder has no gradients, so DDP leaves it alone
+        objective = DistributedDataParallel(objective)
     scaler = precision.scaler(device)
     scalars = ScalarLog(work / "tensorboard", cfg.tensorboard and ctx.is_main)
     losses: dict[str, float] = {}
@@ -156,8 +181,7 @@ def train_sanet(cfg: SANetConfig,
             content = next(contents).to(device)
             style = next(styles).to(device)
             with precision.autocast(device):
-                terms, out = sanet_losses(trained.module if ctx.world_size > 1 else trained,
-                                          content, style, weights)
+                terms, out = objective(content, style)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["total"]).backward()
             scaler.step(optimizer)
@@ -176,6 +200,7 @@ def train_sanet(cfg: SANetConfig,
                 if on_step is not None:
                     on_step(step, cfg.steps, losses)
         duration = elapsed_before + time.perf_counter() - t0
+        check_replicas_agree(model, ctx)
         path = None
         if ctx.is_main:
             _checkpoint(ckpt_path, model, optimizer, contents, styles, step, duration, fingerprint)
@@ -199,7 +224,18 @@ def train_sanet(cfg: SANetConfig,
     finally:
         scalars.close()
         finish_distributed(ctx)
-    return TrainResult(path, step, losses, duration, str(device), work)
+    return TrainResult(path, step, losses, duration, str(device), work, ctx.world_size)
+
+
+def _init_weights(style: str) -> dict[str, torch.Tensor]:
+    from ..registry import resolve_style
+    from ..weights import read_tensors
+
+    spec = resolve_style(style)
+    if spec.arch != "sanet":
+        raise UserInputError(f"--init-from {style}: it is a {spec.arch} style, not a SANet model")
+    return {k: v.float() for k, v in read_tensors(spec.weights).items()
+            if k.startswith(("decoder.", "transform."))}
 
 
 def _trainable_state(model: SANetModel) -> dict[str, torch.Tensor]:
