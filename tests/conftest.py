@@ -20,6 +20,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def linked_folder(folder: Path, sources: list[Path]) -> Path:
+    """A folder of symlinks to some shared files, so a trainer sees just those (nothing copied)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in sources:
+        (folder / src.name).symlink_to(src)
+    return folder
+
+
 def make_tiny_style(path: Path, name: str = "tiny", tag: str = "v1", seed: int = 0,
                     channels: int = 8, n_res: int = 1) -> Path:
     """A real (random but fixed) Johnson net written as an rtstyle file; not a trained style."""

@@ -14,15 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import linked_folder
 
 from rtstyle.models.registry import resolve_style
-
-
-def _linked(folder: Path, sources: list[Path]) -> Path:
-    folder.mkdir()
-    for src in sources:
-        (folder / src.name).symlink_to(src)
-    return folder
 
 
 def torchrun(args: list[str], home: Path, timeout: int = 240) -> subprocess.CompletedProcess:
@@ -37,7 +31,7 @@ def folders(shared_data, tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("ddp")
     photos = sorted((shared_data / "content" / "train").glob("*.jpg"))[:6]
     paintings = sorted((shared_data / "styles").glob("hiroshige_*.jpg"))
-    return _linked(root / "photos", photos), _linked(root / "paintings", paintings)
+    return linked_folder(root / "photos", photos), linked_folder(root / "paintings", paintings)
 
 
 def _last_json(stdout: str) -> dict:

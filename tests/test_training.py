@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import linked_folder
 from typer.testing import CliRunner
 
 from rtstyle.cli import app
@@ -26,10 +27,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def photos(shared_data, tmp_path_factory) -> Path:
     """Six shared training photos linked into a folder of their own."""
-    folder = tmp_path_factory.mktemp("photos")
-    for src in sorted((shared_data / "content" / "train").glob("*.jpg"))[:6]:
-        (folder / src.name).symlink_to(src)
-    return folder
+    return linked_folder(tmp_path_factory.mktemp("photos"),
+                         sorted((shared_data / "content" / "train").glob("*.jpg"))[:6])
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import linked_folder
 
 from rtstyle.models.loading import load_stylizer
 from rtstyle.models.registry import resolve_style
@@ -23,19 +24,12 @@ from rtstyle.models.weights import read_tensors
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _linked(folder: Path, sources: list[Path]) -> Path:
-    folder.mkdir()
-    for src in sources:
-        (folder / src.name).symlink_to(src)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def domains(shared_data, tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("domains")
     photos = sorted((shared_data / "content" / "train").glob("*.jpg"))[:4]
     paintings = sorted((shared_data / "styles").glob("hiroshige_*.jpg"))
-    return _linked(root / "a", photos), _linked(root / "b", paintings)
+    return linked_folder(root / "a", photos), linked_folder(root / "b", paintings)
 
 
 def test_linear_decay_and_pool_and_patch_scores():
