@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flow-scale", type=float, default=0.2)
     ap.add_argument("--detail-window", type=int, default=0,
                     help="TemporalSmoother detail_window (0 = blend whole frames)")
-    ap.add_argument("--blend", choices=("frame", "lowpass"), default="frame",
-                    help="TemporalSmoother blend (whole frames, or low frequencies only)")
+    ap.add_argument("--blend", choices=("auto", "frame", "lowpass"), default="auto",
+                    help="TemporalSmoother blend (whole frames, or low frequencies only); auto: "
+                         "what `rtstyle video` picks for this style")
     ap.add_argument("--resample", choices=("bilinear", "bicubic"), default="bilinear",
                     help="TemporalSmoother resample (how the previous output is warped)")
     ap.add_argument("--clip", type=Path, default=DATA / "video" / "bbb_cut_640x360_10s_audio.mp4")
@@ -174,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     style_loss = StyleLoss(args.painting or painting or DEFAULT_PAINTING, device)
     smoother = TemporalSmoother(strength=args.strength, flow_scale=args.flow_scale,
                                 detail_window=args.detail_window, resample=args.resample,
-                                blend=args.blend)
+                                blend=args.blend,
+                                steady=lambda: getattr(stylizer, "steady_generator", False))
     other = build_stylizer(args.baseline_style, device)[0] if args.baseline_style else None
 
     sequences = {} if args.timing_only else {
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"style": style_label, "device": "cpu", "threads": args.threads,
                "strength": args.strength, "flow_scale": args.flow_scale,
                "detail_window": args.detail_window, "resample": args.resample,
-               "blend": args.blend,
+               "blend": smoother.active_blend,
                "baseline_style": other.name if other is not None else None,
                "command": "python " + " ".join(["benchmarks/temporal.py", *(argv or sys.argv[1:])]),
                "sequences": {}}
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                                               args.timing_frames)
 
     print(f"style: {style_label}; strength {args.strength}, flow scale {args.flow_scale}, "
-          f"{args.blend} blend, detail window {args.detail_window}, {args.resample} warp, "
+          f"{smoother.active_blend} blend, detail window {args.detail_window}, {args.resample} warp, "
           f"{args.threads} threads")
     header = f"{'sequence':28s} {'input':>9s} {'per-frame':>10s} {'smoothed':>9s} {'ratio':>6s} " \
              f"{'gram pf':>9s} {'gram sm':>9s} {'Δgram':>7s}"

@@ -251,17 +251,28 @@ SmoothOption = Annotated[float, typer.Option(
          "to stop flicker (0 = off).")]
 NoSmoothOption = Annotated[bool, typer.Option(
     "--no-smooth", help="Per-frame output, no temporal smoothing (same as --smooth 0).")]
-DEFAULT_BLEND = "frame"  # rtstyle.realtime.smoothing's default blend
+DEFAULT_BLEND = "auto"
 BlendOption = Annotated[str, typer.Option(
     "--smooth-blend",
-    help="frame: blend whole frames (steadiest; softens brush texture). lowpass: only colour "
+    help="auto: lowpass for styles trained for stability (the bundled ones), else frame. "
+         "frame: blend whole frames (steadiest; softens brush texture). lowpass: only colour "
          "and light follow the motion, texture stays each frame's own (cheaper).")]
 
 
-def _smoother(smooth: float, no_smooth: bool, blend: str = DEFAULT_BLEND):
+def _smoother(smooth: float, no_smooth: bool, blend: str = DEFAULT_BLEND, process=None):
+    """The run's smoother; "auto" follows the process's current style (`steady_generator`)."""
     from .realtime.smoothing import make_smoother
 
-    return make_smoother(0.0 if no_smooth else smooth, blend=blend)
+    return make_smoother(0.0 if no_smooth else smooth, blend=blend,
+                         steady=lambda: bool(getattr(process, "steady_generator", False)))
+
+
+def _smoothing_label(smoother, requested: str) -> str:
+    """"0.7 (lowpass blend)", "0.7 (auto: lowpass blend)" or "off"."""
+    if not smoother.strength:
+        return "off"
+    active = smoother.active_blend
+    return f"{smoother.strength:g} ({'auto: ' if requested == 'auto' else ''}{active} blend)"
 
 
 def _status_printer(as_json: bool):
@@ -356,9 +367,8 @@ def video(
                 ("output", f"{job.target} ({job.width}x{job.height})"),
                 ("style", f"{process.name} on {dev}"),
                 ("backend", backend_label or "eager")]
-        smoother = _smoother(smooth, no_smooth, smooth_blend)
-        rows.append(("smoothing", f"{smoother.strength:g} ({smooth_blend} blend)"
-                     if smoother.strength else "off"))
+        smoother = _smoother(smooth, no_smooth, smooth_blend, process)
+        rows.append(("smoothing", _smoothing_label(smoother, smooth_blend)))
         progress = progress_bar(quiet=as_json)
         task = progress.add_task("stylizing", total=total)
         try:
@@ -375,7 +385,7 @@ def video(
         out.print_json(json.dumps({"input": source, "output": str(job.target),
                                    "size": [job.width, job.height], "style": process.name,
                                    "device": str(dev), "backend": backend_label,
-                                   "smooth": smoother.strength, "smooth_blend": smooth_blend,
+                                   "smooth": smoother.strength, "smooth_blend": smoother.active_blend,
                                    **stats.as_dict(), "warning": problems}))
         return
     err.print(_run_table("rtstyle video", stats, rows))
@@ -445,9 +455,8 @@ def webcam(
         rows = [("camera", source.info.description),
                 ("output", f"{sink.describe()} ({width}x{height})"),
                 ("style", f"{', '.join(style)} on {dev}")]
-        smoother = _smoother(smooth, no_smooth, smooth_blend)
-        rows.append(("smoothing", f"{smoother.strength:g} ({smooth_blend} blend)"
-                     if smoother.strength else "off"))
+        smoother = _smoother(smooth, no_smooth, smooth_blend, process)
+        rows.append(("smoothing", _smoothing_label(smoother, smooth_blend)))
         if output == "window" and not as_json:
             err.print(f"keys: {KEY_HELP}", highlight=False)
         progress = Progress(TextColumn("[bold]live"), TaskProgressColumn(show_speed=True),
@@ -473,7 +482,7 @@ def webcam(
     problems = source.problems()
     if as_json:
         out.print_json(json.dumps({"camera": camera, "output": output, "size": [width, height],
-                                   "smooth": smoother.strength, "smooth_blend": smooth_blend, **live_stats.as_dict(),
+                                   "smooth": smoother.strength, "smooth_blend": smoother.active_blend, **live_stats.as_dict(),
                                    "warning": problems}))
         return
     err.print(_run_table("rtstyle webcam", live_stats, rows))

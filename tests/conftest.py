@@ -29,7 +29,7 @@ def linked_folder(folder: Path, sources: list[Path]) -> Path:
 
 
 def make_tiny_style(path: Path, name: str = "tiny", tag: str = "v1", seed: int = 0,
-                    channels: int = 8, n_res: int = 1) -> Path:
+                    channels: int = 8, n_res: int = 1, training: dict | None = None) -> Path:
     """A real (random but fixed) Johnson net written as an rtstyle file; not a trained style."""
     torch.manual_seed(seed)
     net = TransformerNet(channels=channels, n_res=n_res)
@@ -41,6 +41,7 @@ def make_tiny_style(path: Path, name: str = "tiny", tag: str = "v1", seed: int =
         "input_range": "0_255",
         "license": "test",
         "style": {"painting": "none (test weights)"},
+        **({"training": training} if training else {}),
     }
     return write_style_file(path, net.state_dict(), spec, dtype=None)
 

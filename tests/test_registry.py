@@ -110,3 +110,17 @@ def test_bundled_styles_load_and_stylize(rtstyle_home, shared_data):
         assert y.shape == x.shape and torch.isfinite(y).all(), spec.full_name
         assert (y - x).abs().mean() > 0.02, spec.full_name
         assert spec.meta.get("style", {}).get("painting"), spec.full_name
+
+
+def test_bundled_defaults_are_trained_for_stability(rtstyle_home):
+    """`--style monet` gets a net trained with the temporal term, so auto smoothing is lowpass."""
+    from rtstyle.models.registry import resolve_style
+    from rtstyle.models.training.bundled import PAINTINGS
+
+    if not any(s.origin == "bundled" for s in discover().specs()):
+        pytest.skip("no bundled styles in this build")
+    for painting in PAINTINGS:
+        spec = resolve_style(painting.style)
+        assert spec.name == painting.lite_name
+        assert load_stylizer(spec).steady_generator, spec.full_name
+        assert spec.meta["training"]["init_from"].endswith(f"{spec.name}.v1.safetensors")

@@ -299,5 +299,59 @@ def test_video_verb_smooths_by_default_and_no_smooth_turns_it_off(tmp_path, tiny
     assert json.loads(result.stdout)["smooth_blend"] == "lowpass"
     result = runner.invoke(app, ["video", str(clip), str(tmp_path / "bad.mp4"), "--style",
                                  str(tiny_style_file), "--smooth-blend", "median"])
-    assert result.exit_code == 2 and "blend must be one of frame, lowpass" in result.output
+    assert result.exit_code == 2 and "blend must be one of auto, frame, lowpass" in result.output
     assert not (tmp_path / "bad.mp4").exists()
+
+
+def test_auto_blend_follows_the_generator_and_drops_history_on_a_switch():
+    frames, _ = _translated_clip(4)
+    steady = {"value": False}
+    smoother = TemporalSmoother(strength=0.8, blend="auto", steady=lambda: steady["value"])
+    assert smoother.active_blend == "frame"
+    for f in frames[:3]:
+        smoother(_flicker(_stylize(f), seed=1), f)
+    steady["value"] = True  # e.g. the webcam's n key switched to a temporally trained style
+    assert smoother.active_blend == "lowpass"
+    fresh = _flicker(_stylize(frames[3]), seed=2)
+    assert torch.equal(smoother(fresh, frames[3]), fresh), "history of the other blend leaked"
+    assert TemporalSmoother(blend="auto").active_blend == "frame"  # nothing says steady
+
+
+def test_steady_generator_comes_from_the_training_metadata(tmp_path):
+    from conftest import make_tiny_style
+
+    from rtstyle.models.loading import load_stylizer
+    from rtstyle.realtime.controls import StyleCycler
+    from rtstyle.realtime.engine import InferenceEngine
+
+    plain = make_tiny_style(tmp_path / "plain.v1.safetensors", name="plain")
+    steady = make_tiny_style(tmp_path / "steady.v1.safetensors", name="steady",
+                             training={"temporal_weight": 80.0, "steps": 150})
+    assert not load_stylizer(str(plain)).steady_generator
+    assert load_stylizer(str(steady)).steady_generator
+    cycler = StyleCycler([str(plain), str(steady)],
+                         lambda name: InferenceEngine(load_stylizer(name), "cpu", backend="eager"))
+    assert not cycler.steady_generator
+    cycler.select(1)
+    assert cycler.steady_generator
+
+
+def test_video_auto_blend_is_lowpass_for_a_temporally_trained_style(tmp_path, one_torch_thread):
+    from conftest import make_tiny_style
+    from typer.testing import CliRunner
+
+    from rtstyle.cli import app
+
+    clip = tmp_path / "clip.mp4"
+    steady = make_tiny_style(tmp_path / "steady.v1.safetensors", name="steady",
+                             training={"temporal_weight": 80.0})
+    runner = CliRunner()
+    result = runner.invoke(app, ["video", "lavfi:testsrc2=size=96x64:rate=10:duration=0.5",
+                                 str(clip), "--style", str(steady), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["smooth_blend"] == "lowpass"
+    result = runner.invoke(app, ["video", "lavfi:testsrc2=size=96x64:rate=10:duration=0.5",
+                                 str(tmp_path / "off.mp4"), "--style", str(steady), "--no-smooth",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["smooth_blend"] is None

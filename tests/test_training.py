@@ -205,7 +205,7 @@ def test_publish_writes_manifest_entry_with_alias_and_small_gallery(photos, pain
     assert (assets / v1["file"]).is_file() and (assets / v2["gallery"]).is_file()
 
 
-def test_bundled_recipe_stage_two_fine_tunes_stage_one_with_the_temporal_term(tmp_path):
+def test_bundled_recipe_stage_two_fine_tunes_stage_one_with_temporal_and_style_terms(tmp_path):
     from rtstyle.models.training.bundled import PAINTINGS, TEMPORAL_RECIPE, painting_config
 
     monet = next(p for p in PAINTINGS if p.style == "monet")
@@ -215,5 +215,7 @@ def test_bundled_recipe_stage_two_fine_tunes_stage_one_with_the_temporal_term(tm
     assert stage1.temporal_weight == 0 and stage1.init_from is None and stage1.tag == "v1"
     assert stage2.temporal_weight == TEMPORAL_RECIPE["temporal_weight"] > 0
     assert stage2.init_from == str(tmp_path / "assets" / "monet-lite.v1.safetensors")
-    assert stage2.tag == "v2" and stage2.work_dir != stage1.work_dir
-    assert stage2.style_weight == stage1.style_weight  # same painting balance in both stages
+    assert stage2.tag == "v3" and stage2.work_dir != stage1.work_dir
+    # the temporal term takes texture away; a stronger style term gives it back
+    assert stage2.style_weight == TEMPORAL_RECIPE["style_weight_factor"] * stage1.style_weight
+    assert stage2.style_weight > stage1.style_weight

@@ -67,8 +67,10 @@ def load_stylizer(style: str | StyleSpec, *, device: str | torch.device = "cpu",
             raise UserInputError(f"style '{spec.name}' needs --style-image")
         rgb = style_image if isinstance(style_image, np.ndarray) else read_image(style_image)
         net.set_style(image_to_tensor(resize_max_side(rgb, style_size), device))
+    training = spec.meta.get("training") or {}
     return Stylizer(net, spec.input_range, strength=strength, name=spec.full_name,
-                    feature_strength=info.needs_style_image).eval()
+                    feature_strength=info.needs_style_image,
+                    temporal_weight=float(training.get("temporal_weight") or 0.0)).eval()
 
 
 def import_style(path: Path, *, name: str, arch: str, tag: str = "v1",

@@ -20,7 +20,7 @@ class Stylizer(nn.Module):
     """
 
     def __init__(self, net: nn.Module, input_range: str, strength: float = 1.0,
-                 name: str = "", feature_strength: bool = False):
+                 name: str = "", feature_strength: bool = False, temporal_weight: float = 0.0):
         super().__init__()
         if input_range not in _TO_NET:
             raise ValueError(f"unknown input_range {input_range!r}")
@@ -30,6 +30,14 @@ class Stylizer(nn.Module):
         self.strength = strength
         self.name = name
         self.feature_strength = feature_strength
+        # > 0: the generator was trained with the synthetic-motion term (`train --temporal-weight`),
+        # so its texture is steady already and run-time smoothing need only follow colour/light.
+        self.temporal_weight = temporal_weight
+
+    @property
+    def steady_generator(self) -> bool:
+        """Trained for temporal stability (what `--smooth-blend auto` asks)."""
+        return self.temporal_weight > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         strength = float(self.strength)

@@ -186,7 +186,7 @@ def smoothing_step(strength: float, frame: np.ndarray, device: torch.device,
 def run_benchmark(stylizer: nn.Module, device: torch.device, *, sizes: list[tuple[int, int]],
                   backends: list[str], precision: str = "auto", frames: int = 30,
                   warmup: int = 3, model_info: dict | None = None, smooth: float | None = None,
-                  smooth_blend: str = "frame",
+                  smooth_blend: str = "auto",
                   cache: EngineCache | None = None,
                   on_status: Callable[[str], None] | None = None) -> BenchReport:
     """Time the naive loop and each backend at each (width, height); never raises per backend."""
@@ -195,6 +195,8 @@ def run_benchmark(stylizer: nn.Module, device: torch.device, *, sizes: list[tupl
                          versions=library_versions(), model=model_info or {},
                          threads=torch.get_num_threads())
     say = on_status or (lambda message: None)
+    if smooth_blend == "auto":  # what `video`/`webcam` would pick for this generator
+        smooth_blend = "lowpass" if getattr(stylizer, "steady_generator", False) else "frame"
     for width, height in sizes:
         size = f"{width}x{height}"
         frame = synthetic_frame(width, height)

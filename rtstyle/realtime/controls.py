@@ -108,6 +108,11 @@ class StyleCycler:
         with self._lock:
             return self._engines[self.index]
 
+    @property
+    def steady_generator(self) -> bool:
+        """Whether the current style's generator was trained for temporal stability."""
+        return bool(getattr(self.engine, "steady_generator", False))
+
     def select(self, index: int) -> None:
         """Switch styles; loading happens here, in the caller's thread, not mid-frame."""
         index %= len(self.names)

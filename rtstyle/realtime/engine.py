@@ -103,6 +103,11 @@ class InferenceEngine:
         return self.active.backend.name
 
     @property
+    def steady_generator(self) -> bool:
+        """The wrapped generator was trained for temporal stability (see `Stylizer`)."""
+        return bool(getattr(self.module, "steady_generator", False))
+
+    @property
     def precision(self) -> str:
         return precision_name(self.active.dtype)
 

@@ -30,6 +30,7 @@ pipeline does not care which one it holds. None of them is random.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -45,13 +46,14 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_STRENGTH", "NoSmoothing", "TemporalSmoother", "make_smoother"]
 
 DEFAULT_STRENGTH = 0.7
-BLENDS = ("frame", "lowpass")
+BLENDS = ("auto", "frame", "lowpass")
 
 
 class NoSmoothing:
     """Per-frame output, unchanged: the baseline and the `--no-smooth` choice."""
 
     strength = 0.0
+    active_blend = None
 
     def __call__(self, stylized: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         return stylized
@@ -143,7 +145,10 @@ class TemporalSmoother:
                  are warped and blended at flow resolution, so the full-resolution cost is one
                  downscale, one upscale and one add, and the texture stays each frame's own.
                  Meant for generators trained with `--temporal-weight`, whose texture is
-                 steady already; see README "Temporal stability".
+                 steady already; see README "Temporal stability". "auto": "lowpass" while
+                 `steady()` says the current generator was trained that way, else "frame"
+                 (the history is dropped when the choice changes, e.g. on a style switch).
+    steady       for "auto": a callable, usually the process's `steady_generator`.
     detail_window      0: blend whole frames (steadiest, but flickering brush texture is
                        averaged away). k > 0: blend only the k×k local mean of the difference,
                        so texture stays per-frame; keeps the style (Gram loss) at the cost of
@@ -155,7 +160,8 @@ class TemporalSmoother:
                  min_flow_side: int = 48, lk_levels: int = 4, lk_iterations: int = 2,
                  lk_window: int = 9, photometric_sigma: float = 0.06,
                  cut_histogram: float = 0.35, cut_trusted_fraction: float = 0.3,
-                 histogram_bins: int = 16, detail_window: int = 0, blend: str = "frame"):
+                 histogram_bins: int = 16, detail_window: int = 0, blend: str = "frame",
+                 steady: Callable[[], bool] | None = None):
         if not 0.0 <= strength <= 1.0:
             raise UserInputError(f"smoothing strength must be in 0..1, got {strength}")
         if not 0.0 < flow_scale <= 1.0:
@@ -177,11 +183,20 @@ class TemporalSmoother:
         if blend not in BLENDS:
             raise UserInputError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
         self.blend = blend
+        self._steady = steady or (lambda: False)
+        self._blend_in_use: str | None = None
         lk = {"levels": lk_levels, "iterations": lk_iterations, "window": lk_window}
         self._trackers = {"lk": _DeviceTracker(lk, photometric_sigma, histogram_bins),
                           "dis": _HostTracker(dis_preset, photometric_sigma, histogram_bins)}
         self.cuts = 0
         self.reset()
+
+    @property
+    def active_blend(self) -> str:
+        """The blend the next frame gets ("auto" resolved against the current generator)."""
+        if self.blend != "auto":
+            return self.blend
+        return "lowpass" if self._steady() else "frame"
 
     def reset(self) -> None:
         """Forget the previous frame (new stream, seek, or scene cut)."""
@@ -210,18 +225,22 @@ class TemporalSmoother:
         only used, downscaled, for flow, trust and cut detection). The returned tensor is kept
         as the next frame's reference: read it, do not modify it in place.
         """
+        blend = self.active_blend
+        if blend != self._blend_in_use:  # the two blends keep different histories
+            self.reset()
+            self._blend_in_use = blend
         out_dtype = stylized.dtype
         current = stylized.float()
         h, w = current.shape[-2:]
         small = F.interpolate(source.float(), size=self._flow_size(h, w), mode="area")
         tracker = self._tracker(current.device)
         state, hist = tracker.observe(small)
-        if self.blend == "lowpass":
+        if blend == "lowpass":
             # history, warp and blend live at flow resolution; full resolution sees one area
             # downscale, one bilinear upscale and one add
             current_small = F.interpolate(current, size=small.shape[-2:], mode="area")
         prev = self._prev_output
-        reference = current_small if self.blend == "lowpass" else current
+        reference = current_small if blend == "lowpass" else current
         if (self.strength == 0.0 or prev is None or prev.shape != reference.shape
                 or type(self._prev_hist) is not type(hist)):
             self._restart(reference, state, hist)
@@ -232,7 +251,7 @@ class TemporalSmoother:
         if tracked < self.cut_trusted_fraction:
             return self._cut(reference, state, hist, stylized, "untrackable")
         low = low.to(current.device)
-        if self.blend == "lowpass":
+        if blend == "lowpass":
             warped_small = F.grid_sample(prev, low[:, :2].permute(0, 2, 3, 1), mode="bilinear",
                                          padding_mode="border", align_corners=True)
             delta = low[:, 2:] * (warped_small - current_small)
