@@ -208,14 +208,22 @@ def test_publish_writes_manifest_entry_with_alias_and_small_gallery(photos, pain
 def test_bundled_recipe_stage_two_fine_tunes_stage_one_with_temporal_and_style_terms(tmp_path):
     from rtstyle.models.training.bundled import PAINTINGS, TEMPORAL_RECIPE, painting_config
 
-    monet = next(p for p in PAINTINGS if p.style == "monet")
-    stage1 = painting_config(monet, tmp_path, tmp_path, tmp_path / "out", tmp_path / "work", {})
-    stage2 = painting_config(monet, tmp_path, tmp_path, tmp_path / "out", tmp_path / "work", {},
-                             finetune_from=tmp_path / "assets")
+    def stages(style):
+        painting = next(p for p in PAINTINGS if p.style == style)
+        args = (tmp_path, tmp_path, tmp_path / "out", tmp_path / "work", {})
+        return (painting, painting_config(painting, *args),
+                painting_config(painting, *args, finetune_from=tmp_path / "assets"))
+
+    _, stage1, stage2 = stages("ukiyoe")  # the shared stage-two values
     assert stage1.temporal_weight == 0 and stage1.init_from is None and stage1.tag == "v1"
     assert stage2.temporal_weight == TEMPORAL_RECIPE["temporal_weight"] > 0
-    assert stage2.init_from == str(tmp_path / "assets" / "monet-lite.v1.safetensors")
+    assert stage2.init_from == str(tmp_path / "assets" / "ukiyoe-lite.v1.safetensors")
     assert stage2.tag == "v3" and stage2.work_dir != stage1.work_dir
     # the temporal term takes texture away; a stronger style term gives it back
     assert stage2.style_weight == TEMPORAL_RECIPE["style_weight_factor"] * stage1.style_weight
-    assert stage2.style_weight > stage1.style_weight
+    assert stage2.steps == TEMPORAL_RECIPE["steps"]
+
+    monet, stage1, stage2 = stages("monet")  # a painting with its own stage-two values
+    assert stage2.temporal_weight == monet.stage_two["temporal_weight"] != stage1.temporal_weight
+    assert stage2.style_weight == monet.stage_two["style_weight_factor"] * stage1.style_weight
+    assert stage2.steps == monet.stage_two["steps"] != TEMPORAL_RECIPE["steps"]

@@ -59,7 +59,8 @@ class Painting:
 
 PAINTINGS = (
     Painting("monet", "monet_impression_sunrise.jpg", "Impression, Sunrise", "Claude Monet",
-             "1872", "Musée Marmottan Monet, Paris; image via rraallvv/styles", 0.25),
+             "1872", "Musée Marmottan Monet, Paris; image via rraallvv/styles", 0.25,
+             stage_two={"temporal_weight": 200.0, "style_weight_factor": 3.0, "steps": 400}),
     Painting("ukiyoe", "hokusai_great_wave.jpg", "The Great Wave off Kanagawa",
              "Katsushika Hokusai", "c. 1831", "woodblock print; image via samkivioja/"
              "Convolutions-and-Content-Aware-Image-Resizing", 2.7),
