@@ -28,6 +28,13 @@ def linked_folder(folder: Path, sources: list[Path]) -> Path:
     return folder
 
 
+def photos_and_paintings(shared_data: Path, root: Path, photos: int) -> tuple[Path, Path]:
+    """`root/photos` (the first training photos) and `root/paintings` (the Hiroshige prints)."""
+    train = sorted((shared_data / "content" / "train").glob("*.jpg"))[:photos]
+    prints = sorted((shared_data / "styles").glob("hiroshige_*.jpg"))
+    return linked_folder(root / "photos", train), linked_folder(root / "paintings", prints)
+
+
 def make_tiny_style(path: Path, name: str = "tiny", tag: str = "v1", seed: int = 0,
                     channels: int = 8, n_res: int = 1, training: dict | None = None) -> Path:
     """A real (random but fixed) Johnson net written as an rtstyle file; not a trained style."""

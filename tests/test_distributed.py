@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import linked_folder
+from conftest import photos_and_paintings
 
 from rtstyle.models.registry import resolve_style
 
@@ -28,10 +28,7 @@ def torchrun(args: list[str], home: Path, timeout: int = 240) -> subprocess.Comp
 
 @pytest.fixture(scope="module")
 def folders(shared_data, tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("ddp")
-    photos = sorted((shared_data / "content" / "train").glob("*.jpg"))[:6]
-    paintings = sorted((shared_data / "styles").glob("hiroshige_*.jpg"))
-    return linked_folder(root / "photos", photos), linked_folder(root / "paintings", paintings)
+    return photos_and_paintings(shared_data, tmp_path_factory.mktemp("ddp"), photos=6)
 
 
 def _last_json(stdout: str) -> dict:

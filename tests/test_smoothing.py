@@ -262,6 +262,16 @@ def test_bench_reports_a_smoothing_row():
     assert rows["+smooth"].status == "ok" and rows["+smooth"].median_ms > 0
     assert "0.5" in rows["+smooth"].reason and "lowpass" in rows["+smooth"].reason
 
+    # auto resolves against the benchmarked generator, as `video` and `webcam` do
+    from rtstyle.models.stylizer import Stylizer
+
+    for temporal_weight, expected in ((0.0, "frame"), (80.0, "lowpass")):
+        stylizer = Stylizer(torch.nn.Conv2d(3, 3, 1), "0_1", temporal_weight=temporal_weight)
+        report = run_benchmark(stylizer, torch.device("cpu"), sizes=[(64, 48)],
+                               backends=["eager"], frames=2, warmup=1, smooth=0.5)
+        reason = next(r.reason for r in report.rows if r.backend == "+smooth")
+        assert f"{expected} blend" in reason, reason
+
 
 def test_video_verb_smooths_by_default_and_no_smooth_turns_it_off(tmp_path, tiny_style_file):
     import av

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import linked_folder
+from conftest import photos_and_paintings
 
 from rtstyle.models.loading import load_stylizer
 from rtstyle.models.registry import resolve_style
@@ -26,10 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def domains(shared_data, tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("domains")
-    photos = sorted((shared_data / "content" / "train").glob("*.jpg"))[:4]
-    paintings = sorted((shared_data / "styles").glob("hiroshige_*.jpg"))
-    return linked_folder(root / "a", photos), linked_folder(root / "b", paintings)
+    return photos_and_paintings(shared_data, tmp_path_factory.mktemp("domains"), photos=4)
 
 
 def test_linear_decay_and_pool_and_patch_scores():

@@ -167,12 +167,9 @@ def engine_step(engine: InferenceEngine, device: torch.device) -> Callable[[np.n
     return step
 
 
-def smoothing_step(strength: float, frame: np.ndarray, device: torch.device,
-                   blend: str = "frame") -> Callable[[np.ndarray], None]:
+def smoothing_step(smoother, frame: np.ndarray,
+                   device: torch.device) -> Callable[[np.ndarray], None]:
     """Temporal smoothing alone, on a frame panned 2 px per call so the flow is not trivial."""
-    from .smoothing import TemporalSmoother
-
-    smoother = TemporalSmoother(strength=strength, blend=blend)
     moves = [to_device_tensor(np.roll(frame, 2 * k, axis=1), device) for k in range(2)]
     calls = iter(range(1 << 62))
 
@@ -195,8 +192,6 @@ def run_benchmark(stylizer: nn.Module, device: torch.device, *, sizes: list[tupl
                          versions=library_versions(), model=model_info or {},
                          threads=torch.get_num_threads())
     say = on_status or (lambda message: None)
-    if smooth_blend == "auto":  # what `video`/`webcam` would pick for this generator
-        smooth_blend = "lowpass" if getattr(stylizer, "steady_generator", False) else "frame"
     for width, height in sizes:
         size = f"{width}x{height}"
         frame = synthetic_frame(width, height)
@@ -234,11 +229,17 @@ def run_benchmark(stylizer: nn.Module, device: torch.device, *, sizes: list[tupl
             _fill(row, times, device)
             row.speedup_vs_naive = round(naive.median_ms / row.median_ms, 2)
         if smooth:
-            say(f"{size}: temporal smoothing {smooth:g} ({smooth_blend} blend)")
+            from .smoothing import TemporalSmoother
+
+            # "auto" resolves as in `video`/`webcam`: against this generator
+            smoother = TemporalSmoother(strength=smooth, blend=smooth_blend,
+                                        steady=lambda: getattr(stylizer, "steady_generator", False))
+            blend = smoother.active_blend
+            say(f"{size}: temporal smoothing {smooth:g} ({blend} blend)")
             row = BenchRow(size=size, backend="+smooth", precision="fp32",
-                           reason=f"strength {smooth:g}, {smooth_blend} blend; add to a backend "
+                           reason=f"strength {smooth:g}, {blend} blend; add to a backend "
                                   "row's frame time")
-            _fill(row, _time_frames(smoothing_step(smooth, frame, device, smooth_blend), frame,
+            _fill(row, _time_frames(smoothing_step(smoother, frame, device), frame,
                                     frames, warmup, device), device)
             report.rows.append(row)
     return report

@@ -43,10 +43,18 @@ from .flow import inside_mask, lucas_kanade_flow, sampling_grid, to_gray
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_STRENGTH", "NoSmoothing", "TemporalSmoother", "make_smoother"]
+__all__ = ["DEFAULT_STRENGTH", "NoSmoothing", "TemporalSmoother", "make_smoother",
+           "resolve_blend"]
 
 DEFAULT_STRENGTH = 0.7
 BLENDS = ("auto", "frame", "lowpass")
+
+
+def resolve_blend(blend: str, steady: bool) -> str:
+    """"auto" -> "lowpass" for a generator trained for stability, else "frame"."""
+    if blend != "auto":
+        return blend
+    return "lowpass" if steady else "frame"
 
 
 class NoSmoothing:
@@ -194,9 +202,7 @@ class TemporalSmoother:
     @property
     def active_blend(self) -> str:
         """The blend the next frame gets ("auto" resolved against the current generator)."""
-        if self.blend != "auto":
-            return self.blend
-        return "lowpass" if self._steady() else "frame"
+        return resolve_blend(self.blend, self.blend == "auto" and self._steady())
 
     def reset(self) -> None:
         """Forget the previous frame (new stream, seek, or scene cut)."""
@@ -235,12 +241,11 @@ class TemporalSmoother:
         small = F.interpolate(source.float(), size=self._flow_size(h, w), mode="area")
         tracker = self._tracker(current.device)
         state, hist = tracker.observe(small)
-        if blend == "lowpass":
-            # history, warp and blend live at flow resolution; full resolution sees one area
-            # downscale, one bilinear upscale and one add
-            current_small = F.interpolate(current, size=small.shape[-2:], mode="area")
+        # The history this blend keeps: lowpass warps and blends at flow resolution, so full
+        # resolution sees one area downscale, one bilinear upscale and one add.
+        reference = (F.interpolate(current, size=small.shape[-2:], mode="area")
+                     if blend == "lowpass" else current)
         prev = self._prev_output
-        reference = current_small if blend == "lowpass" else current
         if (self.strength == 0.0 or prev is None or prev.shape != reference.shape
                 or type(self._prev_hist) is not type(hist)):
             self._restart(reference, state, hist)
@@ -254,8 +259,8 @@ class TemporalSmoother:
         if blend == "lowpass":
             warped_small = F.grid_sample(prev, low[:, :2].permute(0, 2, 3, 1), mode="bilinear",
                                          padding_mode="border", align_corners=True)
-            delta = low[:, 2:] * (warped_small - current_small)
-            self._prev_output = current_small + delta
+            delta = low[:, 2:] * (warped_small - reference)
+            self._prev_output = reference + delta
             self._prev_state, self._prev_hist = state, hist
             up = F.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
             return (current + up).clamp_(0, 1).to(out_dtype)

@@ -120,6 +120,22 @@ def check_replicas_agree(module: torch.nn.Module, ctx: DistributedContext) -> No
         log.info("DDP: the weights of all %d ranks agree", ctx.world_size)
 
 
+def weights_to_fine_tune(style: str, arch: str, arch_params: dict | None = None,
+                 prefixes: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+    """FP32 weights of an existing style for `--init-from`: it must be `arch` (and, when given,
+    the same `arch_params`); `prefixes` keeps only the trained parts (SANet's encoder is not)."""
+    from ..registry import resolve_style
+    from ..weights import read_tensors
+
+    spec = resolve_style(style)
+    if spec.arch != arch or (arch_params is not None and spec.arch_params != arch_params):
+        raise UserInputError(
+            f"--init-from {style}: it is {spec.arch} {spec.arch_params}, but this run trains "
+            f"{arch}{f' {arch_params}' if arch_params is not None else ''}; pick a matching style")
+    return {k: v.float() for k, v in read_tensors(spec.weights).items()
+            if prefixes is None or k.startswith(prefixes)}
+
+
 def finish_distributed(ctx: DistributedContext) -> None:
     if ctx.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()

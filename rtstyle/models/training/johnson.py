@@ -35,6 +35,7 @@ from .common import (
     resolve_precision,
     save_checkpoint,
     style_info,
+    weights_to_fine_tune,
     write_grid,
 )
 from .data import PhotoBatches, list_images, load_style_image, random_crop, to_tensor01
@@ -168,19 +169,6 @@ def init_output_range(net: nn.Module, gain: float = 50.0, mean: float = 127.5) -
         last.bias.fill_(mean)
 
 
-def _init_weights(cfg: JohnsonConfig) -> dict[str, torch.Tensor]:
-    """Weights of the style to fine-tune; it must be the same architecture and size."""
-    from ..registry import resolve_style
-    from ..weights import read_tensors
-
-    spec = resolve_style(cfg.init_from)
-    if spec.arch != cfg.arch_name or spec.arch_params != cfg.arch_params:
-        raise UserInputError(
-            f"--init-from {cfg.init_from}: it is {spec.arch} {spec.arch_params}, but this run "
-            f"trains {cfg.arch_name} {cfg.arch_params}; pick the matching --arch")
-    return {k: v.float() for k, v in read_tensors(spec.weights).items()}
-
-
 def _stylize_batch(model, content: torch.Tensor, temporal: bool,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The 0..1 output for `content`, and the temporal term when asked.
@@ -211,7 +199,7 @@ def train_johnson(cfg: JohnsonConfig, on_step: StepCallback | None = None) -> Tr
     torch.manual_seed(cfg.seed)
     net = build_generator(cfg.arch_name, cfg.arch_params)
     if cfg.init_from:
-        net.load_state_dict(_init_weights(cfg))
+        net.load_state_dict(weights_to_fine_tune(cfg.init_from, cfg.arch_name, cfg.arch_params))
     else:
         init_output_range(net)
     net = net.to(device)

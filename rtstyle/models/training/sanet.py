@@ -33,6 +33,7 @@ from .common import (
     load_checkpoint,
     resolve_precision,
     save_checkpoint,
+    weights_to_fine_tune,
     write_grid,
 )
 from .data import PhotoBatches
@@ -147,7 +148,9 @@ def train_sanet(cfg: SANetConfig,
     model = SANetModel(encoder=load_vgg19()).to(device)
     model.encoder.requires_grad_(False)
     if cfg.init_from:
-        model.load_state_dict({**model.state_dict(), **_init_weights(cfg.init_from)})
+        trained_parts = weights_to_fine_tune(cfg.init_from, "sanet",
+                                             prefixes=("decoder.", "transform."))
+        model.load_state_dict({**model.state_dict(), **trained_parts})
     trainable = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
     contents = PhotoBatches(cfg.content, cfg.size, cfg.batch, seed=cfg.seed + 1000 * ctx.rank)
@@ -225,17 +228,6 @@ def train_sanet(cfg: SANetConfig,
         scalars.close()
         finish_distributed(ctx)
     return TrainResult(path, step, losses, duration, str(device), work, ctx.world_size)
-
-
-def _init_weights(style: str) -> dict[str, torch.Tensor]:
-    from ..registry import resolve_style
-    from ..weights import read_tensors
-
-    spec = resolve_style(style)
-    if spec.arch != "sanet":
-        raise UserInputError(f"--init-from {style}: it is a {spec.arch} style, not a SANet model")
-    return {k: v.float() for k, v in read_tensors(spec.weights).items()
-            if k.startswith(("decoder.", "transform."))}
 
 
 def _trainable_state(model: SANetModel) -> dict[str, torch.Tensor]:
