@@ -1,6 +1,7 @@
-"""Exceptions the library raises; `cli.py` turns each into one line and an exit code.
+"""Exceptions the library raises; the CLI turns each into one line and an exit code.
 
-Exit codes: 1 for runtime failures, 2 for bad input from the user, 130 for an interruption.
+Exit codes: 1 for runtime failures, 2 for bad input from the user, 130 for Ctrl-C, 143 for
+SIGTERM.
 """
 
 
@@ -17,11 +18,15 @@ class UserInputError(RtstyleError):
 
 
 class UnknownStyleError(UserInputError):
-    def __init__(self, name: str, valid: list[str]):
+    def __init__(self, name: str, valid: list[str], suggestions: list[str] | None = None):
         self.name = name
         self.valid = valid
+        self.suggestions = suggestions or []
         choices = ", ".join(valid) if valid else "(none installed; see `rtstyle styles`)"
-        super().__init__(f"unknown style '{name}'; choose from: {choices}")
+        guess = " or ".join(f"'{s}'" for s in self.suggestions)
+        super().__init__(f"unknown style '{name}'; "
+                         + (f"did you mean {guess}? " if guess else "")
+                         + f"choose from: {choices}")
 
 
 class WeightsError(UserInputError):
@@ -38,6 +43,16 @@ class OutputExistsError(UserInputError):
 
 class DeviceError(UserInputError):
     """The requested device (e.g. cuda) is not available."""
+
+
+class OutputUnavailableError(UserInputError):
+    """The requested output cannot be opened here (no display for a window, no virtual camera
+    driver); checked before the model warms up."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (docker stop, systemd, `kill`), handled as Ctrl-C: the output so far is
+    finalized, then the process exits with 143."""
 
 
 class BackendUnavailableError(RtstyleError):

@@ -187,7 +187,12 @@ def test_truncated_copy_writes_frames_up_to_the_cut_with_a_warning(cli, shared_d
     assert 5 < written < 100
 
 
-def test_sigint_finalizes_a_playable_file_and_exits_130(tiny_style_file, shared_data, tmp_path):
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_interrupt_finalizes_a_playable_file(tiny_style_file, shared_data, tmp_path, signum,
+                                             code):
+    """Ctrl-C and SIGTERM (docker stop, systemd, kill) both keep what was done, and no hidden
+    temporary file stays behind."""
     src = shared_data / "video" / "bbb_cut_640x360_10s_audio.mp4"
     out = tmp_path / "cut.mp4"
     partial = tmp_path / ".cut.partial.mp4"
@@ -204,9 +209,10 @@ def test_sigint_finalizes_a_playable_file_and_exits_130(tiny_style_file, shared_
     # output. The tiny net writes a frame every ~0.25 s on one thread, so give it a few.
     time.sleep(3)
     assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr.decode()[-2000:]
+    assert proc.returncode == code, stderr.decode()[-2000:]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert not partial.exists()
     result = probe(out)
     assert 0 < result.frames < 240
@@ -265,6 +271,13 @@ class RecordingCamera:
         return None
 
 
+class BrokenCamera(RecordingCamera):
+    """A backend whose device is missing, as pyvirtualcam reports it."""
+
+    def __init__(self, **kw):
+        raise RuntimeError("device /dev/video9 is not a v4l2loopback device")
+
+
 def test_webcam_to_virtual_camera(cli):
     pyvirtualcam.register_backend("rtstyle-cli-test", RecordingCamera)
     result = cli("webcam", "--camera", "lavfi:testsrc=size=67x41:rate=25", "--output", "vcam",
@@ -298,5 +311,29 @@ def test_webcam_window_without_a_display_says_what_to_use(cli, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     result = cli("webcam", "--camera", "lavfi:testsrc=size=64x48:rate=25", "--max-frames", "2")
-    assert result.exit_code == 1
+    assert result.exit_code == 2, result.output  # bad input, checked before the warm-up
     assert "no display" in flat(result) and "--output vcam" in flat(result)
+    assert "warming up" not in result.output
+
+
+def test_webcam_without_a_virtual_camera_fails_before_the_warm_up(cli):
+    pyvirtualcam.register_backend("rtstyle-broken", BrokenCamera)
+    result = cli("webcam", "--camera", "lavfi:testsrc=size=64x48:rate=25", "--output", "vcam",
+                 "--vcam-backend", "rtstyle-broken", "--max-frames", "2")
+    assert result.exit_code == 2, result.output
+    assert "no virtual camera is available" in flat(result)
+    assert "warming up" not in result.output
+
+
+def test_file_summary_shows_wall_time_and_warm_up_and_no_live_rows(cli, tmp_path):
+    result = cli("video", "lavfi:testsrc=size=64x48:rate=25:duration=0.4", tmp_path / "o.mp4")
+    assert result.exit_code == 0, result.output
+    assert "warm-up" in result.output and "wall time" in result.output
+    assert "dropped" not in result.output and "latency" not in result.output
+
+
+def test_live_summary_has_the_live_rows(cli, tmp_path):
+    result = cli("webcam", "--camera", "lavfi:testsrc=size=64x48:rate=25", "--output",
+                 tmp_path / "live.mp4", "--max-frames", "5")
+    assert result.exit_code == 0, result.output
+    assert "dropped" in result.output and "wall time" in result.output

@@ -9,6 +9,7 @@ import pytest
 import torch
 from video_helpers import probe
 
+from rtstyle.realtime.frames import RGB
 from rtstyle.realtime.pipeline import END, Backpressure, Closed, LatestOnly, Pipeline
 from rtstyle.realtime.sinks import FileSink, StopRequested
 from rtstyle.realtime.sources import FileSource
@@ -19,9 +20,12 @@ CPU = torch.device("cpu")
 class RecordingSink:
     """Keeps written frames in memory; optionally raises on the Nth write."""
 
+    accepts = RGB
+
     def __init__(self, raise_on: int | None = None, exc: type[BaseException] = StopRequested):
         self.frames = []
-        self.closed_with = None
+        self.input_ended = False
+        self.closed = False
         self.raise_on = raise_on
         self.exc = exc
 
@@ -30,8 +34,11 @@ class RecordingSink:
             raise self.exc
         self.frames.append(frame)
 
-    def close(self, complete=True):
-        self.closed_with = complete
+    def end_of_input(self):
+        self.input_ended = True
+
+    def close(self):
+        self.closed = True
 
 
 class CountingSmoother:
@@ -114,10 +121,9 @@ def test_close_wakes_blocked_waiters():
 
 
 def test_file_mode_keeps_every_frame_in_order(tmp_path):
-    source = lavfi(40, size="66x40")
-    sink = FileSink(tmp_path / "out.mp4", source.info)
     smoother = CountingSmoother()
-    stats = Pipeline(source, invert, sink, device=CPU, smoother=smoother, queue_size=2).run()
+    with lavfi(40, size="66x40") as source, FileSink(tmp_path / "out.mp4", source.info) as sink:
+        stats = Pipeline(source, invert, sink, device=CPU, smoother=smoother, queue_size=2).run()
     assert (stats.read, stats.processed, stats.written, stats.dropped) == (40, 40, 40, 0)
     assert smoother.calls == 40 and smoother.resets == 1
     result = probe(tmp_path / "out.mp4")
@@ -148,7 +154,14 @@ def test_live_mode_with_a_slow_model_drops_stale_frames_and_bounds_latency():
     assert indices == sorted(indices) and indices[-1] == 74  # the newest frame ends the run
 
 
-def test_worker_exception_is_raised_in_the_caller_and_the_sink_is_closed():
+def test_the_pipeline_closes_nothing_it_did_not_open():
+    source, sink = lavfi(5), RecordingSink()
+    stats = Pipeline(source, invert, sink, device=CPU).run()
+    assert stats.written == 5 and sink.input_ended and not sink.closed
+    source.close()
+
+
+def test_worker_exception_is_raised_in_the_caller_and_the_input_is_not_marked_ended():
     source = lavfi(20)
     sink = RecordingSink()
     calls = []
@@ -161,14 +174,14 @@ def test_worker_exception_is_raised_in_the_caller_and_the_sink_is_closed():
 
     with pytest.raises(ValueError, match="blew up"):
         Pipeline(source, failing, sink, device=CPU).run()
-    assert len(sink.frames) == 4 and sink.closed_with is False
+    assert len(sink.frames) == 4 and not sink.input_ended and not sink.closed
 
 
 def test_sink_can_stop_the_run():
     sink = RecordingSink(raise_on=3)
     pipeline = Pipeline(lavfi(50), invert, sink, device=CPU, queue_size=2)
     stats = pipeline.run()
-    assert stats.written == 3 and sink.closed_with is False
+    assert stats.written == 3 and not sink.input_ended
     assert not any(t.is_alive() for t in pipeline._threads)
 
 
@@ -181,11 +194,10 @@ def test_ctrl_c_in_the_main_thread_finalizes_and_reraises(tmp_path):
                 raise KeyboardInterrupt
             super().write(frame)
 
-    source = lavfi(50)
-    sink = InterruptingSink(tmp_path / "cut.mp4", source.info)
-    pipeline = Pipeline(source, invert, sink, device=CPU)
-    with pytest.raises(KeyboardInterrupt):
-        pipeline.run()
+    with lavfi(50) as source, InterruptingSink(tmp_path / "cut.mp4", source.info) as sink:
+        pipeline = Pipeline(source, invert, sink, device=CPU)
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.run()
     assert pipeline.stats.interrupted and pipeline.stats.written == 6
     assert probe(tmp_path / "cut.mp4").frames == 6
 
@@ -194,7 +206,7 @@ def test_max_frames_and_mirror():
     sink = RecordingSink()
     source = lavfi(10, size="32x24")
     stats = Pipeline(source, lambda x: x, sink, device=CPU, mirror=True, max_frames=4).run()
-    assert stats.written == 4 and sink.closed_with is False
+    assert stats.written == 4 and not sink.input_ended
     first = sink.frames[0]
     assert (first.original == first.rgb).all()
     plain = next(lavfi(1, size="32x24").frames(threading.Event())).rgb

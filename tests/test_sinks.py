@@ -12,7 +12,7 @@ import pyvirtualcam
 import torch
 from video_helpers import probe, write_clip
 
-from rtstyle.errors import BackendUnavailableError, OutputExistsError, UserInputError
+from rtstyle.errors import OutputExistsError, OutputUnavailableError, UserInputError
 from rtstyle.images import read_image
 from rtstyle.realtime.controls import KEYS, StyleCycler, ViewState, action_for, apply_key
 from rtstyle.realtime.frames import Frame, VideoInfo
@@ -70,7 +70,7 @@ def test_partial_file_stays_hidden_until_close(tmp_path):
         for frame in source.frames(threading.Event()):
             sink.write(frame)
         assert not out.exists()  # only the hidden temporary name is ever written to
-        sink.close(complete=False)
+        sink.close()
     assert out.exists() and not sink.temp.exists()
     assert probe(out).frames == 4
 
@@ -146,7 +146,7 @@ def test_virtual_camera_receives_rgb_frames_of_the_right_size():
 
 def test_missing_virtual_camera_says_what_to_install():
     pyvirtualcam.register_backend("rtstyle-broken", BrokenCamera)
-    with pytest.raises(BackendUnavailableError, match="udp://"):
+    with pytest.raises(OutputUnavailableError, match="udp://"):
         VirtualCameraSink(64, 48, 25.0, backend="rtstyle-broken")
 
 
@@ -203,7 +203,7 @@ def test_preview_without_a_display_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    with pytest.raises(BackendUnavailableError, match="no display"):
+    with pytest.raises(OutputUnavailableError, match="no display"):
         PreviewSink(ViewState())
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from rtstyle.errors import UserInputError
-from rtstyle.realtime.flow import lucas_kanade_flow, to_gray, warp
+from rtstyle.flow import lucas_kanade_flow, to_gray, warp
 from rtstyle.realtime.smoothing import NoSmoothing, TemporalSmoother, make_smoother
 
 H, W = 72, 96
@@ -231,7 +231,7 @@ def test_reset_and_resolution_change_pass_the_frame_through(blend):
 
 
 def test_no_smoothing_and_factory():
-    from rtstyle.cli import DEFAULT_SMOOTH
+    from rtstyle.cli.common import DEFAULT_SMOOTH
     from rtstyle.realtime.smoothing import DEFAULT_STRENGTH
 
     assert DEFAULT_SMOOTH == DEFAULT_STRENGTH

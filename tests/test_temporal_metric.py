@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from rtstyle.cli import app
 from rtstyle.errors import MediaError, UserInputError
+from rtstyle.flow import consistency_mask, read_flo, write_flo
 from rtstyle.images import write_image
-from rtstyle.metrics.flow import consistency_mask, read_flo, write_flo
 from rtstyle.metrics.temporal import (
     FlowPair,
     evaluate_temporal,

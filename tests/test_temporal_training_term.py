@@ -72,7 +72,7 @@ def test_pure_integer_shift_moves_pixels_exactly():
     ix, iy = round(dx), round(dy)
     exact_flow = torch.zeros_like(flow)
     exact_flow[:, 0], exact_flow[:, 1] = ix, iy
-    from rtstyle.realtime.flow import warp
+    from rtstyle.flow import warp
 
     shifted, shifted_mask = warp(images, exact_flow)
     ys = slice(max(0, -iy), 41 - max(0, iy))

@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 
 from rtstyle.cli import app
 from rtstyle.realtime.frames import Colorimetry, Yuv420
-from rtstyle.realtime.runs import open_video_job
+from rtstyle.realtime.pipeline import Pipeline
+from rtstyle.realtime.runs import Geometry
+from rtstyle.realtime.sinks import FileSink
 from rtstyle.realtime.sources import FileSource
 from rtstyle.realtime.yuv import rgb_to_yuv420, tag, yuv420_to_av_frame
 
@@ -62,6 +64,40 @@ def planes(frame: av.VideoFrame) -> list[np.ndarray]:
     return [p.astype(int) for p in frame_yuv420_planes(frame)]
 
 
+def identity_run(src, target):
+    """The run's data path with an identity model: the sink's format decides the source's."""
+    with FileSource(str(src)) as source:
+        source.set_output_size(*Geometry().frame_size(source.info))
+        with FileSink(target, source.info, width=source.output_size[0],
+                      height=source.output_size[1], crf=0) as sink:
+            Pipeline(source, lambda x: x, sink, device=torch.device("cpu")).run()
+    return source
+
+
+def test_an_rgb_sink_gets_rgb_frames_from_a_yuv_source(tmp_path):
+    """Format is negotiated once: a sink that accepts RGB never sees planes."""
+    from rtstyle.realtime.frames import RGB
+
+    class RgbSink:
+        accepts = RGB
+
+        def __init__(self):
+            self.frames = []
+
+        def write(self, frame):
+            self.frames.append(frame)
+
+        def end_of_input(self):
+            pass
+
+    src = write_tagged_clip(tmp_path / "in.mp4", BT709, frames=2)
+    sink = RgbSink()
+    with FileSource(str(src)) as source:
+        Pipeline(source, lambda x: x, sink, device=torch.device("cpu")).run()
+    assert source.frames_as_yuv == 0
+    assert all(f.yuv is None and f.rgb.shape == (64, 96, 3) for f in sink.frames)
+
+
 @pytest.mark.parametrize("colorimetry", [BT709, BT601], ids=["bt709", "bt601"])
 def test_identity_run_keeps_tags_and_pixels(tiny_style_file, tmp_path, colorimetry):
     src = write_tagged_clip(tmp_path / "in.mp4", colorimetry)
@@ -84,9 +120,8 @@ def test_identity_run_keeps_tags_and_pixels(tiny_style_file, tmp_path, colorimet
 
 def test_yuv420p_input_takes_the_device_yuv_path(tmp_path):
     src = write_tagged_clip(tmp_path / "in.mp4", BT709, frames=3)
-    job = open_video_job(src, tmp_path / "out.mp4")
-    job.run(lambda x: x, torch.device("cpu"), crf=0)
-    assert job.source.frames_as_yuv == 3
+    source = identity_run(src, tmp_path / "out.mp4")
+    assert source.frames_as_yuv == 3
     _, frames_in = decoded(src)
     _, frames_out = decoded(tmp_path / "out.mp4")
     assert np.abs(planes(frames_in[0])[0] - planes(frames_out[0])[0]).max() <= 1
@@ -115,11 +150,10 @@ def test_odd_size_is_cropped_by_one_pixel_not_resampled(tmp_path, caplog):
         frame.pts = 0
         out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
-    job = open_video_job(src, tmp_path / "out.mp4")
-    assert (job.width, job.height) == (66, 40)
+    source = identity_run(src, tmp_path / "out.mp4")
+    assert source.output_size == (66, 40)
     assert "cropped" in caplog.text
-    job.run(lambda x: x, torch.device("cpu"), crf=0)
-    assert job.source.frames_as_yuv == 1
+    assert source.frames_as_yuv == 1
     _, (frame_in,) = decoded(src)
     _, (frame_out,) = decoded(tmp_path / "out.mp4")
     y_in, y_out = planes(frame_in)[0], planes(frame_out)[0]

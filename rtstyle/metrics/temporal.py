@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from ..errors import MediaError, UserInputError
+from ..flow import consistency_mask, dis_flow, read_flo, read_mask, warp
 from ..images import IMAGE_SUFFIXES, read_image
-from ..realtime.flow import warp
-from .flow import consistency_mask, dis_flow, read_flo, read_mask
 
 log = logging.getLogger(__name__)
 

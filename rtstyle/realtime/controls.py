@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..models.stylizer import blend_strength
+
 log = logging.getLogger(__name__)
 
 STRENGTH_STEP = 0.1
@@ -83,8 +85,8 @@ def apply_key(state: ViewState, key: int) -> ViewState:
 class StyleCycler:
     """Calls the engine of the current style and blends by strength; loads styles on first use.
 
-    Strength is a pixel blend here, outside the engine, so it works the same for every backend
-    (a compiled or exported network has its blend baked in or none at all).
+    Strength (`blend_strength`) is applied here, outside the engine, so it works the same for
+    every backend and a key press changes it without a rebuild.
     """
 
     def __init__(self, names: Sequence[str], load: Callable[[str], Callable],
@@ -131,8 +133,4 @@ class StyleCycler:
     def __call__(self, x01: torch.Tensor) -> torch.Tensor:
         with self._lock:
             engine = self._engines[self.index]
-        y = engine(x01)
-        strength = self.strength
-        if strength >= 1.0:
-            return y
-        return torch.lerp(x01.to(y.dtype), y, strength)
+        return blend_strength(x01, engine(x01), self.strength)

@@ -6,6 +6,8 @@ scaling there is the cheap direction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -24,14 +26,18 @@ def to_device_tensor(frame_hwc_u8: np.ndarray, device: torch.device,
     return t.permute(2, 0, 1).unsqueeze(0).to(dtype).div_(255.0)
 
 
-def frame_to_device(frame: Frame, device: torch.device,
-                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def frame_to_device(frame: Frame, device: torch.device, dtype: torch.dtype = torch.float32,
+                    upload: Callable[[np.ndarray], torch.Tensor] | None = None) -> torch.Tensor:
     """A `Frame` -> 1×3×H×W RGB 0..1 on `device`; YUV planes are converted there, with the
-    frame's own matrix and range (1.5 bytes/pixel cross the bus instead of 3)."""
+    frame's own matrix and range (1.5 bytes/pixel cross the bus instead of 3).
+
+    `upload` moves one uint8 array to the device (the pipeline passes a `DeviceUploader`'s).
+    """
+    upload = upload or (lambda array: to_device_tensor_raw(array, device))
     if frame.yuv is None:
-        return to_device_tensor(frame.rgb, device, dtype)
+        return upload(frame.rgb).permute(2, 0, 1).unsqueeze(0).to(dtype).div_(255.0)
     planes = frame.yuv
-    y, u, v = (to_device_tensor_raw(p, device) for p in (planes.y, planes.u, planes.v))
+    y, u, v = (upload(p) for p in (planes.y, planes.u, planes.v))
     return yuv420_to_rgb(y, u, v, matrix=planes.colorimetry.matrix,
                          full_range=planes.colorimetry.full_range, dtype=dtype)
 
@@ -99,9 +105,3 @@ class DeviceUploader:
         compute.wait_event(done)
         on_device.record_stream(compute)  # allocator: the tensor is used on the compute stream
         return on_device
-
-    def frame_to_tensor(self, frame_hwc_u8: np.ndarray,
-                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Like `to_device_tensor`, through the overlapped copy path."""
-        t = self.upload(frame_hwc_u8)
-        return t.permute(2, 0, 1).unsqueeze(0).to(dtype).div_(255.0)

@@ -78,6 +78,17 @@ class Colorimetry:
 
 
 @dataclass(frozen=True)
+class FrameFormat:
+    """The pixels a sink accepts, stated once by the sink: RGB (`yuv420` None) or 8-bit planar
+    4:2:0 in the sink's colorimetry, which the pipeline converts to on the device."""
+
+    yuv420: Colorimetry | None = None
+
+
+RGB = FrameFormat()
+
+
+@dataclass(frozen=True)
 class Yuv420:
     """8-bit 4:2:0 planes: Y is H×W, U and V are ⌈H/2⌉×⌈W/2⌉, with their colorimetry."""
 

@@ -6,7 +6,12 @@ Both queues are bounded and share one policy, chosen by the mode:
 `Backpressure` for files (a full queue blocks the producer, nothing is lost) and `LatestOnly`
 for live sources (a one-slot mailbox that keeps only the newest frame, so a slow model shows
 the present instead of a growing backlog). Writing happens in the main thread because preview
-windows must draw there and Ctrl-C is delivered there; on Ctrl-C the sink is still finalized.
+windows must draw there and Ctrl-C is delivered there.
+
+The pipeline decides the frame format in one place: it asks the source for the pixels the sink
+`accepts` (4:2:0 planes for an encoder, RGB otherwise) and converts the stylized frame to the
+same on the device. It opens nothing, so it closes nothing: whoever opened the source and the
+sink closes them (`with source, sink:`), which finalizes the file on every path, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .convert import frame_to_device, to_uint8, to_yuv420
-from .sinks import StopRequested
+from .convert import DeviceUploader, frame_to_device, to_uint8, to_yuv420
+from .sinks import FrameSink, StopRequested
+from .sources import FrameSource
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +116,7 @@ class PipelineStats:
     dropped: int = 0
     written: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    first_written_at: float | None = None
     finished_at: float | None = None
     interrupted: bool = False
     latencies_ms: list[float] = field(default_factory=list)
@@ -122,6 +129,13 @@ class PipelineStats:
     def fps(self) -> float:
         elapsed = self.elapsed_s
         return self.written / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def first_frame_s(self) -> float | None:
+        """Seconds from the start of the run to the first written frame."""
+        if self.first_written_at is None:
+            return None
+        return self.first_written_at - self.started_at
 
     def latency_ms(self, q: float, last: int | None = None) -> float | None:
         """Latency percentile `q` (0..100) over all frames, or over the `last` N."""
@@ -136,6 +150,7 @@ class PipelineStats:
             "seconds": round(self.elapsed_s, 3), "fps": round(self.fps, 2),
             "latency_ms_p50": None if p50 is None else round(p50, 1),
             "latency_ms_p99": None if p99 is None else round(p99, 1),
+            "first_frame_s": None if self.first_frame_s is None else round(self.first_frame_s, 3),
             "interrupted": self.interrupted,
         }
 
@@ -146,13 +161,16 @@ Process = Callable[[torch.Tensor], torch.Tensor]
 class Pipeline:
     """Runs source → stylize → sink until the source ends, a limit is hit or it is stopped.
 
+    The source and the sink must be open; the pipeline tells the source the frame format the
+    sink accepts, and calls `sink.end_of_input()` when the source was read to its end.
     `process` maps a 1×3×H×W float tensor in 0..1 to the same (an `InferenceEngine`).
     `smoother(stylized, source) -> stylized`, if given, runs right after it and is `reset()`
     at the start. `on_frame(stats)` is called in the main thread after each written frame.
     `max_frames` and `max_seconds` end the run as if the input had ended there.
     """
 
-    def __init__(self, source, process: Process, sink, *, device: torch.device,
+    def __init__(self, source: FrameSource, process: Process, sink: FrameSink, *,
+                 device: torch.device,
                  live: bool = False, smoother=None, queue_size: int = 8, mirror: bool = False,
                  max_frames: int | None = None, max_seconds: float | None = None,
                  on_frame: Callable[[PipelineStats], None] | None = None):
@@ -166,9 +184,9 @@ class Pipeline:
         self.max_frames = max_frames
         self.max_seconds = max_seconds
         self.on_frame = on_frame
-        # An encoder that takes yuv420p gets planes converted on the device, in its own
-        # colorimetry; windows and virtual cameras get RGB.
-        self.sink_colorimetry = sink.colorimetry if getattr(sink, "takes_yuv", False) else None
+        self.sink_colorimetry = sink.accepts.yuv420
+        source.set_frame_format(sink.accepts)
+        self.uploader = DeviceUploader(device)
         self.inbox = LatestOnly() if live else Backpressure(queue_size)
         self.outbox = LatestOnly() if live else Backpressure(queue_size)
         self.stop_event = threading.Event()
@@ -221,7 +239,7 @@ class Pipeline:
     @torch.inference_mode()
     def _stylize(self) -> None:
         while (frame := self.inbox.get()) is not END:
-            x = frame_to_device(frame, self.device)
+            x = frame_to_device(frame, self.device, upload=self.uploader.upload)
             y = self.process(x)
             if self.smoother is not None:
                 y = self.smoother(y, x)
@@ -239,6 +257,8 @@ class Pipeline:
         while (frame := self.outbox.get()) is not END:
             self.sink.write(frame)
             stats.written += 1
+            if stats.first_written_at is None:
+                stats.first_written_at = time.monotonic()
             stats.latencies_ms.append((time.monotonic() - frame.captured_at) * 1000.0)
             stats.dropped = self.inbox.dropped + self.outbox.dropped
             if self.on_frame is not None:
@@ -257,17 +277,16 @@ class Pipeline:
                 log.warning("%s did not stop within %.0f s", thread.name, JOIN_TIMEOUT_S)
 
     def run(self) -> PipelineStats:
-        """Run to the end; the sink is closed (finalized) on every path, Ctrl-C included."""
+        """Run to the end, a limit, a stop request or an error (re-raised here); the threads
+        are stopped and joined on every path, so the caller can close the source and sink."""
         if self.smoother is not None and hasattr(self.smoother, "reset"):
             self.smoother.reset()
         self.stats = PipelineStats()
-        complete = False
         try:
             for thread in self._threads:
                 thread.start()
             try:
                 self._write()
-                complete = self.source_exhausted
             except (Closed, StopRequested):
                 pass
             except KeyboardInterrupt:
@@ -278,11 +297,8 @@ class Pipeline:
             self._join()
             self.stats.dropped = self.inbox.dropped + self.outbox.dropped
             self.stats.finished_at = time.monotonic()
-            try:
-                self.sink.close(complete=complete and not self._errors)
-            finally:
-                if not any(t.is_alive() for t in self._threads[:1]):
-                    self.source.close()
         if self._errors:
             raise self._errors[0]
+        if self.source_exhausted:
+            self.sink.end_of_input()
         return self.stats

@@ -1,174 +1,345 @@
-"""Putting a source, a model and a sink together for `rtstyle video` and `rtstyle webcam`.
+"""The run objects every app uses: `VideoRun` for files, `LiveRun` for cameras and streams.
 
-The order of steps is chosen so that bad input fails before anything is written: the input is
-opened and the output name checked first, the model is loaded next, and only then is the
-output file created (under a temporary name until it is complete).
+A run owns everything between the user's options and the frames: the device, the style (one
+engine per style, loaded on first use), the smoother, the source and sink it opens, the
+pipeline, and the report. The CLI, the web server and a batch runner all drive the same three
+steps, so there is one data path:
+
+    with VideoRun(source, target, settings) as run:   # opens the input, checks the output
+        run.warm_up()                                  # builds the engine (may take a while)
+        report = run.run(on_frame=...)                 # writes, finalizes, reports
+
+The order is chosen so that bad input fails before anything slow or anything written: inputs
+are opened and outputs checked on entry (a missing camera, no display for a window, no
+virtual camera driver), the model is built next, and the output file is created last, under a
+temporary name until it is complete. Whoever opens an object closes it: the run closes what it
+opened on exit, on every path, Ctrl-C and SIGTERM included.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import UserInputError
 from ..geometry import target_size
+from .controls import StyleCycler, ViewState
 from .frames import VideoInfo
-from .pipeline import Pipeline, PipelineStats, Process
+from .pipeline import Pipeline, PipelineStats
 from .sinks import (
     FileSink,
+    FrameSink,
     PreviewSink,
     StreamSink,
     VirtualCameraSink,
     check_output,
     is_stream_url,
 )
-from .sources import FileSource, open_source
+from .smoothing import DEFAULT_STRENGTH, make_smoother
+from .sources import FileSource, FrameSource, open_source
 
 log = logging.getLogger(__name__)
 
+StatusCallback = Callable[[str], None]
+FrameCallback = Callable[[PipelineStats], None]
 
-def load_engine(style: str, device: torch.device, *, backend: str = "auto",
-                precision: str = "auto", style_image: Path | None = None,
-                on_status: Callable[[str], None] | None = None) -> Process:
-    """A style name or file -> a callable taking and returning 1×3×H×W RGB 0..1 tensors.
 
-    `on_status` receives the engine's warm-up and fallback messages (the CLI prints them).
+@dataclass(frozen=True)
+class Geometry:
+    """Frame size to process and write: the input's, unless asked otherwise."""
+
+    size: tuple[int, int] | None = None
+    scale: float | None = None
+    max_side: int | None = None
+
+    def frame_size(self, info: VideoInfo) -> tuple[int, int]:
+        """Even sides: 4:2:0 video (what every player expects) stores colour per 2×2 block,
+        so 853×480 becomes 852×480."""
+        return target_size(info.width, info.height, size=self.size, scale=self.scale,
+                           max_side=self.max_side, even=True)
+
+
+@dataclass(frozen=True)
+class StyleSettings:
+    """What to paint with and how; the same for every kind of run.
+
+    `styles` holds one name or file for a file run; a live run may cycle through several.
+    `strength` has one meaning everywhere (`rtstyle.models.stylizer.blend_strength`).
+    `smooth` 0 turns temporal smoothing off.
     """
-    from ..models.loading import load_stylizer
-    from .engine import InferenceEngine
 
-    stylizer = load_stylizer(style, device=device, style_image=style_image)
-    return InferenceEngine(stylizer, device, backend=backend, precision=precision,
-                           on_status=on_status)
-
-
-def warm_up(engine, width: int, height: int, device: torch.device) -> str | None:
-    """Build the engine for `width`×`height` before the first frame, so a compile (up to a
-    minute on CPU) happens while the user is told, not silently inside the first frame.
-
-    The build is checked against FP32 eager on a fixed noise frame (real content arrives later).
-    Returns "backend/precision (skipped: why)" for engines that say, else None.
-    """
-    if not hasattr(engine, "warmup"):
-        return None
-    noise = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        engine.warmup(noise.to(device))
-    skipped = "; ".join(f"{k} skipped: {v}" for k, v in engine.skipped.items())
-    return engine.active.label + (f" ({skipped})" if skipped else "")
-
-
-def output_geometry(info: VideoInfo, *, size: tuple[int, int] | None = None,
-                    scale: float | None = None, max_side: int | None = None) -> tuple[int, int]:
-    """Frame size to process and write: the input's, unless asked otherwise, with even sides.
-
-    4:2:0 video (what every player expects) stores colour per 2×2 block, so an odd side is
-    rounded down to even; 853×480 becomes 852×480.
-    """
-    return target_size(info.width, info.height, size=size, scale=scale, max_side=max_side,
-                       even=True)
+    styles: tuple[str, ...]
+    style_image: Path | None = None
+    strength: float = 1.0
+    device: str = "auto"
+    backend: str = "auto"
+    precision: str = "auto"
+    smooth: float = DEFAULT_STRENGTH
+    smooth_blend: str = "auto"
 
 
 @dataclass
-class VideoJob:
-    """An opened input and a checked output name, ready for `run` once a model is loaded."""
+class RunReport:
+    """What a run did, for a summary table, `--json`, a web job or a batch log."""
 
-    source: FileSource
-    target: Path
-    width: int
-    height: int
-    overwrite: bool = False
-    pipeline: Pipeline | None = None
+    kind: str                      # "video" | "live"
+    input: str
+    input_description: str
+    output: str
+    output_description: str
+    size: tuple[int, int]
+    style: str
+    device: str
+    backend: str | None
+    smooth: float
+    smooth_blend: str | None
+    warmup_s: float
+    wall_s: float
+    first_frame_s: float | None
+    stats: PipelineStats
+    warning: str | None = None
 
-    def run(self, process: Process, device: torch.device, *, codec: str | None = None,
-            crf: int | None = None, preset: str | None = None, smoother=None,
-            on_frame: Callable[[PipelineStats], None] | None = None,
-            max_frames: int | None = None) -> PipelineStats:
-        """Stylize every frame into the target; Ctrl-C still leaves a finalized file."""
-        try:
-            sink = FileSink(self.target, self.source.info, width=self.width, height=self.height,
-                            codec=codec, crf=crf, preset=preset, audio_from=self.source.path,
-                            overwrite=self.overwrite)
-        except BaseException:
-            self.source.close()
-            raise
-        self.source.emit_yuv = sink.takes_yuv
-        self.pipeline = Pipeline(self.source, process, sink, device=device, smoother=smoother,
-                                 max_frames=max_frames, on_frame=on_frame)
-        stats = self.pipeline.run()
-        problems = self.source.problems()
-        if problems:
-            log.info("%s: %s", self.source.spec, problems)
-        return stats
+    def to_dict(self) -> dict:
+        return {"input": self.input, "output": self.output, "size": list(self.size),
+                "style": self.style, "device": self.device, "backend": self.backend,
+                "smooth": self.smooth, "smooth_blend": self.smooth_blend,
+                "warmup_s": round(self.warmup_s, 3), "wall_s": round(self.wall_s, 3),
+                **self.stats.as_dict(),
+                "first_frame_s": None if self.first_frame_s is None
+                else round(self.first_frame_s, 3),
+                "warning": self.warning}
 
-    @property
-    def stats(self) -> PipelineStats | None:
-        """Counters of the last run, also after it was interrupted."""
-        return self.pipeline.stats if self.pipeline is not None else None
+
+class StyledRun:
+    """What file and live runs share: device, style engines, warm-up, smoother, report."""
+
+    kind = "run"
+
+    def __init__(self, settings: StyleSettings, *, on_status: StatusCallback | None = None):
+        if not settings.styles:
+            raise UserInputError("no style given")
+        self.settings = settings
+        self.on_status = on_status
+        self.device = resolve_device(settings.device)
+        self.started_at = time.monotonic()
+        self.process: StyleCycler | None = None
+        self.smoother = None
+        self.pipeline: Pipeline | None = None
+        self.source: FrameSource | None = None
+        self.size: tuple[int, int] = (0, 0)
+        self.backend_label: str | None = None
+        self.warmup_s = 0.0
+
+    def _load_styles(self, expected_frames: int | None) -> None:
+        """Load the first style now (a bad name or file fails here, before any warm-up); the
+        others load when first selected. `expected_frames` lets `auto` weigh a build."""
+        from ..models.loading import load_stylizer
+        from .engine import InferenceEngine
+
+        s = self.settings
+
+        def load(name: str):
+            stylizer = load_stylizer(name, device=self.device, style_image=s.style_image)
+            return InferenceEngine(stylizer, self.device, backend=s.backend,
+                                   precision=s.precision, on_status=self.on_status)  # WIRE expected_frames
+
+        self.process = StyleCycler(list(s.styles), load, strength=s.strength)
+        self.smoother = make_smoother(
+            s.smooth, blend=s.smooth_blend,
+            steady=lambda: bool(self.process is not None and self.process.steady_generator))
+
+    def warm_up(self) -> str | None:
+        """Build the engine for the frame size now, so a compile happens while the user is told,
+        not silently inside the first frame. Returns "backend/precision (skipped: why)".
+
+        The build is checked against FP32 eager on a fixed noise frame (real content comes later).
+        """
+        engine = self.process.engine
+        start = time.monotonic()
+        if hasattr(engine, "warmup"):
+            width, height = self.size
+            noise = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+            with torch.inference_mode():
+                engine.warmup(noise.to(self.device))
+            skipped = "; ".join(f"{k} skipped: {v}" for k, v in engine.skipped.items())
+            self.backend_label = engine.active.label + (f" ({skipped})" if skipped else "")
+            log.info("backend: %s", self.backend_label)
+        self.warmup_s = time.monotonic() - start
+        return self.backend_label
+
+    def _describe_io(self) -> tuple[str, str, str, str]:
+        raise NotImplementedError
+
+    def report(self) -> RunReport:
+        """The report so far; also after an interruption (the counters of what was written)."""
+        stats = self.pipeline.stats if self.pipeline is not None else PipelineStats()
+        first = None if stats.first_written_at is None else stats.first_written_at - self.started_at
+        source_in, in_desc, out, out_desc = self._describe_io()
+        return RunReport(
+            kind=self.kind, input=source_in, input_description=in_desc, output=out,
+            output_description=out_desc, size=self.size,
+            style=", ".join(self.settings.styles) if self.process is None or self.kind == "live"
+            else self.process.name,
+            device=str(self.device), backend=self.backend_label,
+            smooth=self.smoother.strength if self.smoother is not None else 0.0,
+            smooth_blend=self.smoother.active_blend if self.smoother is not None else None,
+            warmup_s=self.warmup_s, wall_s=time.monotonic() - self.started_at,
+            first_frame_s=first, stats=stats,
+            warning=self.source.problems() if self.source is not None else None)
+
+
+class VideoRun(StyledRun):
+    """A file (or image sequence, URL, lavfi graph) into a video file: every frame, its timing
+    and the audio. Ctrl-C or SIGTERM still leaves a finalized, playable file."""
+
+    kind = "video"
+
+    def __init__(self, source: str | Path, target: str | Path, settings: StyleSettings, *,
+                 geometry: Geometry = Geometry(), codec: str | None = None,
+                 crf: int | None = None, preset: str | None = None, overwrite: bool = False,
+                 max_frames: int | None = None, on_status: StatusCallback | None = None):
+        super().__init__(settings, on_status=on_status)
+        self.source_spec = str(source)
+        self.target = Path(target).expanduser()
+        self.geometry = geometry
+        self.codec, self.crf, self.preset = codec, crf, preset
+        self.overwrite = overwrite
+        self.max_frames = max_frames
 
     @property
     def total_frames(self) -> int | None:
-        return self.source.info.frames or None
+        """Frames this run will write, when the container says (for progress and `auto`)."""
+        declared = self.source.info.frames if self.source is not None else 0
+        if self.max_frames is not None:
+            return min(self.max_frames, declared) if declared else self.max_frames
+        return declared or None
+
+    def __enter__(self) -> VideoRun:
+        self.source = FileSource(self.source_spec)
+        try:
+            if Path(self.source_spec).expanduser().resolve() == self.target.resolve():
+                raise UserInputError("the output would overwrite the input; choose another name")
+            check_output(self.target, self.overwrite)
+            self.size = self.geometry.frame_size(self.source.info)
+            self.source.set_output_size(*self.size)
+            self._load_styles(expected_frames=self.total_frames)
+        except BaseException:
+            self.source.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.source.close()
+
+    def run(self, on_frame: FrameCallback | None = None) -> RunReport:
+        source = self.source
+        with FileSink(self.target, source.info, width=self.size[0], height=self.size[1],
+                      codec=self.codec, crf=self.crf, preset=self.preset,
+                      audio_from=source.path, overwrite=self.overwrite) as sink:
+            self.pipeline = Pipeline(source, self.process, sink, device=self.device,
+                                     smoother=self.smoother, max_frames=self.max_frames,
+                                     on_frame=on_frame)
+            self.pipeline.run()
+        report = self.report()
+        if report.warning:
+            log.info("%s: %s", self.source_spec, report.warning)
+        return report
+
+    def _describe_io(self) -> tuple[str, str, str, str]:
+        return (self.source_spec, self.source.info.description if self.source else "",
+                str(self.target), f"{self.target} ({self.size[0]}x{self.size[1]})")
 
 
-def open_video_job(source: str | Path, target: str | Path, *, size=None, scale=None,
-                   max_side=None, overwrite: bool = False) -> VideoJob:
-    target = Path(target).expanduser()
-    src = FileSource(str(source))
-    try:
-        if Path(str(source)).expanduser().resolve() == target.resolve():
-            raise UserInputError("the output would overwrite the input; choose another name")
-        check_output(target, overwrite)
-        width, height = output_geometry(src.info, size=size, scale=scale, max_side=max_side)
-    except BaseException:
-        src.close()
-        raise
-    src.set_output_size(width, height)
-    return VideoJob(src, target, width, height, overwrite)
+class LiveRun(StyledRun):
+    """A camera, stream, file or lavfi graph, paced in real time, to a window, a virtual camera,
+    a network stream or a file. Stale frames are dropped (and counted), never queued."""
 
+    kind = "live"
 
-def open_live_source(spec: str, *, size=None, scale=None, max_side=None,
-                     fps: float | None = None, reconnect: bool = False):
-    """A camera, file, URL or lavfi graph in live mode, resized to the requested geometry."""
-    source = open_source(spec, live=True, reconnect=reconnect, capture_size=size, capture_fps=fps)
-    width, height = output_geometry(source.info, size=size, scale=scale, max_side=max_side)
-    source.set_output_size(width, height)
-    return source, (width, height)
+    def __init__(self, camera: str, output: str, settings: StyleSettings, *,
+                 geometry: Geometry = Geometry(), fps: float | None = None,
+                 mirror: bool = False, reconnect: bool = False,
+                 vcam_backend: str | None = None, overwrite: bool = False,
+                 max_frames: int | None = None, duration: float | None = None,
+                 on_status: StatusCallback | None = None):
+        super().__init__(settings, on_status=on_status)
+        self.camera = camera
+        self.output = output
+        self.geometry = geometry
+        self.fps = fps
+        self.mirror = mirror
+        self.reconnect = reconnect
+        self.vcam_backend = vcam_backend
+        self.overwrite = overwrite
+        self.max_frames = max_frames
+        self.duration = duration
+        self.sink: FrameSink | None = None
 
+    def __enter__(self) -> LiveRun:
+        self.source = open_source(self.camera, live=True, reconnect=self.reconnect,
+                                  capture_size=self.geometry.size, capture_fps=self.fps)
+        try:
+            self.size = self.geometry.frame_size(self.source.info)
+            self.source.set_output_size(*self.size)
+            self.sink = self._open_sink()
+            try:
+                self._load_styles(expected_frames=None)
+            except BaseException:
+                self.sink.close()
+                raise
+        except BaseException:
+            self.source.close()
+            raise
+        return self
 
-def open_live_sink(output: str, info: VideoInfo, width: int, height: int, *,
-                   overwrite: bool = False, view_state=None, on_view_change=None,
-                   vcam_backend: str | None = None):
-    """`window`, `vcam`, a stream URL (udp://, srt://, tcp://, rtmp://) or a file name."""
-    fps = float(info.rate) if info.rate else 30.0
-    if output == "window":
-        from .controls import ViewState
+    def __exit__(self, *exc) -> None:
+        try:
+            self.sink.close()
+        finally:
+            self.source.close()
 
-        return PreviewSink(view_state or ViewState(), on_change=on_view_change)
-    if output == "vcam":
-        return VirtualCameraSink(width, height, fps, backend=vcam_backend)
-    if is_stream_url(output):
-        return StreamSink(output, info, width=width, height=height)
-    if "://" in output:
-        raise UserInputError(f"unsupported output URL {output}; use udp://, srt://, tcp:// or "
-                             "rtmp://, or window, vcam, or a file name")
-    target = Path(output).expanduser()
-    check_output(target, overwrite)
-    return FileSink(target, info, width=width, height=height, preset="veryfast",
-                    overwrite=overwrite)
+    def _on_view_change(self, state: ViewState) -> None:
+        """Keys in the preview window switch style or strength between frames."""
+        if self.process is not None:
+            self.process.apply(state)
 
+    def _open_sink(self) -> FrameSink:
+        """`window`, `vcam`, a stream URL (udp://, srt://, tcp://, rtmp://) or a file name;
+        checked here, before the warm-up, so a missing display or driver fails at once."""
+        info, (width, height), output = self.source.info, self.size, self.output
+        if output == "window":
+            state = ViewState(style_count=len(self.settings.styles),
+                              strength=self.settings.strength)
+            return PreviewSink(state, on_change=self._on_view_change)
+        if output == "vcam":
+            fps = float(info.rate) if info.rate else 30.0
+            return VirtualCameraSink(width, height, fps, backend=self.vcam_backend)
+        if is_stream_url(output):
+            return StreamSink(output, info, width=width, height=height)
+        if "://" in output:
+            raise UserInputError(f"unsupported output URL {output}; use udp://, srt://, tcp:// "
+                                 "or rtmp://, or window, vcam, or a file name")
+        target = Path(output).expanduser()
+        check_output(target, self.overwrite)
+        return FileSink(target, info, width=width, height=height, preset="veryfast",
+                        overwrite=self.overwrite)
 
-def live_pipeline(source, process: Process, sink, device: torch.device, *, smoother=None,
-                  mirror: bool = False, max_frames: int | None = None,
-                  max_seconds: float | None = None,
-                  on_frame: Callable[[PipelineStats], None] | None = None) -> Pipeline:
-    """Latest-frame pipeline: stale frames are dropped (and counted) instead of queued."""
-    if isinstance(source, FileSource):
-        source.emit_yuv = getattr(sink, "takes_yuv", False)
-    return Pipeline(source, process, sink, device=device, live=True, smoother=smoother,
-                    mirror=mirror, max_frames=max_frames, max_seconds=max_seconds,
-                    on_frame=on_frame)
+    def run(self, on_frame: FrameCallback | None = None) -> RunReport:
+        self.pipeline = Pipeline(self.source, self.process, self.sink, device=self.device,
+                                 live=True, smoother=self.smoother, mirror=self.mirror,
+                                 max_frames=self.max_frames, max_seconds=self.duration,
+                                 on_frame=on_frame)
+        self.pipeline.run()
+        return self.report()
+
+    def _describe_io(self) -> tuple[str, str, str, str]:
+        sink = self.sink.describe() if self.sink is not None else self.output
+        return (self.camera, self.source.info.description if self.source else "",
+                self.output, f"{sink} ({self.size[0]}x{self.size[1]})")
+

@@ -1,9 +1,10 @@
 """Where stylized frames go: a file, a network stream, a virtual camera or a preview window.
 
-Every sink has `write(frame)` and `close(complete=True)`. `close` finalizes whatever was
-written (flushes the encoder, writes the trailer), so an interrupted run still leaves a file that
-plays; `complete=False` says the input was not read to its end (Ctrl-C, `--max-frames`), which
-only matters for how much audio follows the video.
+Every sink is a `FrameSink`: it states once, in `accepts`, the pixels it takes (RGB, or 4:2:0
+planes in its colorimetry, which the pipeline converts to on the device); `write(frame)` takes
+them; `end_of_input()` says the input was read to its end (so a file gets the rest of the
+audio); `close()` finalizes whatever was written (flushes the encoder, writes the trailer), so an
+interrupted run still leaves a file that plays. Whoever opens a sink closes it (`with sink:`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,20 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import av
 import numpy as np
 
-from ..errors import BackendUnavailableError, OutputExistsError, RtstyleError, UserInputError
+from ..errors import (
+    OutputExistsError,
+    OutputUnavailableError,
+    RtstyleError,
+    Terminated,
+    UserInputError,
+)
 from .controls import ViewState, apply_key
-from .frames import Colorimetry, Frame, VideoInfo
+from .frames import RGB, Colorimetry, Frame, FrameFormat, VideoInfo
 from .sources import SWS_MATRIX, url_scheme
 from .yuv import tag, yuv420_to_av_frame
 
@@ -35,26 +43,61 @@ DEFAULT_PRESET = "medium"
 X26X = ("libx264", "libx265")
 
 
+class FrameSink(Protocol):
+    """Where frames go; see the module docstring for the contract."""
+
+    accepts: FrameFormat
+
+    def write(self, frame: Frame) -> None: ...
+
+    def end_of_input(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> FrameSink: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+class SinkLifetime:
+    """`with sink:` closes it; `end_of_input` does nothing unless a sink cares (files do)."""
+
+    def end_of_input(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class StopRequested(Exception):  # noqa: N818 - a request, not a failure
     """A sink asks the pipeline to stop (the preview window was closed or `q` was pressed)."""
 
 
 @contextlib.contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold back Ctrl-C while a file is being finalized, then deliver it.
+def interrupts_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C and SIGTERM while a file is being finalized, then deliver them.
 
-    A second Ctrl-C during the trailer write would otherwise leave a file without an index.
-    Signals can only be handled in the main thread; elsewhere this does nothing.
+    A second Ctrl-C (or a `kill`) during the trailer write would otherwise leave a file without
+    an index. Signals can only be handled in the main thread; elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    received: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if signal.SIGTERM in received:
+            raise Terminated
         if received:
             raise KeyboardInterrupt
 
@@ -90,9 +133,15 @@ def output_colorimetry(info: VideoInfo, width: int, height: int) -> Colorimetry:
     return Colorimetry("bt709" if width >= 1280 or height >= 720 else "bt601")
 
 
+def encoder_format(stream, colorimetry: Colorimetry) -> FrameFormat:
+    """What an encoder stream accepts: its own 4:2:0 planes (converted on the device), else RGB
+    for swscale to convert (4:4:4, 10-bit, RGB codecs)."""
+    return FrameFormat(yuv420=colorimetry) if stream.pix_fmt == "yuv420p" else RGB
+
+
 def encoder_picture(frame: Frame, stream, colorimetry: Colorimetry) -> av.VideoFrame:
-    """A `Frame` as the encoder's picture: YUV planes go in as they are (converted on the
-    device); RGB is converted by swscale with the stream's matrix and range, not its default."""
+    """A `Frame` in the format the stream accepts as the encoder's picture: planes go in as they
+    are; RGB is converted by swscale with the stream's matrix and range, not its default."""
     if frame.yuv is not None:
         return yuv420_to_av_frame(frame.yuv)
     picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.rgb), format="rgb24")
@@ -188,7 +237,7 @@ def check_output(target: Path, overwrite: bool) -> None:
         raise UserInputError(f"output folder {target.parent} does not exist")
 
 
-class FileSink:
+class FileSink(SinkLifetime):
     """Encodes frames into a file with PyAV, keeping timestamps, rotation and audio.
 
     The file is written beside the target under a hidden temporary name and renamed when it is
@@ -214,6 +263,7 @@ class FileSink:
         self.retimed = 0
         self._last_pts: int | None = None
         self._end_seconds = 0.0
+        self._input_ended = False
         self._closed = False
         try:
             codec = codec or ("libx264" if "libx264" in self.container.supported_codecs
@@ -227,7 +277,7 @@ class FileSink:
             self.stream = _video_stream(self.container, codec, info, self.width, self.height,
                                         options, pix_fmt)
             self.colorimetry = output_colorimetry(info, self.width, self.height)
-            self.takes_yuv = self.stream.pix_fmt == "yuv420p"
+            self.accepts = encoder_format(self.stream, self.colorimetry)
             self.audio = AudioRemuxer(audio_from, self.container) \
                 if audio_from is not None and info.has_audio else None
         except BaseException:
@@ -256,7 +306,12 @@ class FileSink:
         self.written += 1
         self._end_seconds = seconds
 
-    def close(self, complete: bool = True) -> None:
+    def end_of_input(self) -> None:
+        """The input was read to its end: the audio after the last frame belongs in the file.
+        Without this (Ctrl-C, `--max-frames`) the audio stops where the video stops."""
+        self._input_ended = True
+
+    def close(self) -> None:
         """Finalize: flush, add the remaining audio, write the trailer, rename into place.
 
         With no frame written there is nothing worth keeping, and no output is left behind.
@@ -264,13 +319,13 @@ class FileSink:
         if self._closed:
             return
         self._closed = True
-        with sigint_deferred():
+        with interrupts_deferred():
             try:
                 if self.written:
                     self.container.mux(self.stream.encode(None))
                     if self.audio is not None:
                         frame_s = 1.0 / float(self.stream.codec_context.framerate or 25)
-                        self.audio.copy_until(None if complete else self._end_seconds + frame_s)
+                        self.audio.copy_until(None if self._input_ended else self._end_seconds + frame_s)
                 if self.audio is not None:
                     self.audio.close()
                 self.container.close()
@@ -290,7 +345,7 @@ class FileSink:
         return str(self.target)
 
 
-class StreamSink:
+class StreamSink(SinkLifetime):
     """Encodes to a live network stream: MPEG-TS over udp/srt/tcp, FLV to rtmp.
 
     OBS reads it as a Media Source on any OS. x264 runs with `zerolatency` and a keyframe every
@@ -318,7 +373,7 @@ class StreamSink:
         if bitrate:
             self.stream.codec_context.bit_rate = bitrate
         self.colorimetry = output_colorimetry(info, self.width, self.height)
-        self.takes_yuv = self.stream.pix_fmt == "yuv420p"
+        self.accepts = encoder_format(self.stream, self.colorimetry)
         self.written = 0
         self._last_pts: int | None = None
 
@@ -331,8 +386,8 @@ class StreamSink:
         self.container.mux(self.stream.encode(picture))
         self.written += 1
 
-    def close(self, complete: bool = True) -> None:
-        with sigint_deferred():
+    def close(self) -> None:
+        with interrupts_deferred():
             if self.written:
                 self.container.mux(self.stream.encode(None))
             self.container.close()
@@ -349,7 +404,7 @@ VCAM_HELP = {
 }
 
 
-class VirtualCameraSink:
+class VirtualCameraSink(SinkLifetime):
     """Sends frames to a virtual camera (pyvirtualcam) that Zoom, Meet or OBS can pick.
 
     Backends: OBS Virtual Camera on Windows and macOS, v4l2loopback on Linux. Frames go out at
@@ -361,7 +416,7 @@ class VirtualCameraSink:
         try:
             import pyvirtualcam
         except ImportError:
-            raise BackendUnavailableError(
+            raise OutputUnavailableError(
                 "the virtual camera needs pyvirtualcam: pip install 'rtstyle[vcam]'") from None
         try:
             self.camera = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.RGB,
@@ -369,17 +424,18 @@ class VirtualCameraSink:
         except (RuntimeError, KeyError) as exc:
             hint = VCAM_HELP.get(sys.platform, VCAM_HELP["linux"])
             detail = str(exc).strip().replace("\n", "; ") or type(exc).__name__
-            raise BackendUnavailableError(
+            raise OutputUnavailableError(
                 f"no virtual camera is available ({detail}); {hint}, or stream to OBS "
                 "instead with --output udp://127.0.0.1:9999") from None
         self.width, self.height = width, height
+        self.accepts = RGB
         self.written = 0
 
     def write(self, frame: Frame) -> None:
         self.camera.send(np.ascontiguousarray(frame.rgb))
         self.written += 1
 
-    def close(self, complete: bool = True) -> None:
+    def close(self) -> None:
         self.camera.close()
 
     def describe(self) -> str:
@@ -394,7 +450,7 @@ def display_problem() -> str | None:
     return None
 
 
-class PreviewSink:
+class PreviewSink(SinkLifetime):
     """An OpenCV window showing the stylized video, driven by single keys (see `controls`).
 
     Runs in the main thread, where every OS lets a GUI toolkit draw. `on_change` receives the
@@ -408,7 +464,7 @@ class PreviewSink:
                  snapshot_dir: Path | None = None, title: str = WINDOW):
         problem = display_problem()
         if problem is not None:
-            raise BackendUnavailableError(
+            raise OutputUnavailableError(
                 f"cannot open a preview window: {problem}; use --output vcam, "
                 "--output udp://127.0.0.1:9999 or --output FILE instead")
         import cv2
@@ -418,6 +474,7 @@ class PreviewSink:
         self.on_change = on_change
         self.snapshot_dir = snapshot_dir or Path.cwd()
         self.title = title
+        self.accepts = RGB
         self.written = 0
         self.snapshots: list[Path] = []
         self._shown: np.ndarray | None = None
@@ -428,7 +485,7 @@ class PreviewSink:
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
         except cv2.error as exc:
-            raise BackendUnavailableError(
+            raise OutputUnavailableError(
                 f"cannot open a preview window ({str(exc).strip()}); this OpenCV may be the "
                 "headless build; use --output vcam, --output udp://… or --output FILE") from None
         self._window_open = True
@@ -479,7 +536,7 @@ class PreviewSink:
         self.snapshots.append(path)
         log.info("snapshot saved to %s", path)
 
-    def close(self, complete: bool = True) -> None:
+    def close(self) -> None:
         if self._window_open:
             self.cv2.destroyWindow(self.title)
             self.cv2.waitKey(1)
@@ -487,8 +544,6 @@ class PreviewSink:
     def describe(self) -> str:
         return "preview window"
 
-
-Sink = FileSink | StreamSink | VirtualCameraSink | PreviewSink
 
 
 def is_stream_url(output: str) -> bool:

@@ -8,7 +8,7 @@ can be trusted. The full-resolution work (one bilinear upsampling of a small sam
 warp, one blend) runs on the stylizer's device; the analysis runs on small frames:
 
 * flow at reduced resolution (`flow_scale`), because smoothing must cost a small fraction of a
-  frame: on GPUs by pyramidal Lucas–Kanade in torch (`rtstyle.realtime.flow`), for CPU tensors
+  frame: on GPUs by pyramidal Lucas–Kanade in torch (`rtstyle.flow`), for CPU tensors
   by OpenCV's DIS with the small-image work in numpy. Measured on a loaded 2-core CPU, the
   torch estimator's few dozen small ops took 57 ms with one thread and seconds with two
   (threads waiting on busy cores), while one DIS call on the same 256×144 frame took 2–15 ms;
@@ -38,8 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserInputError
-from ..metrics.flow import DIS_PRESETS
-from .flow import inside_mask, lucas_kanade_flow, sampling_grid, to_gray
+from ..flow import DIS_PRESETS, inside_mask, lucas_kanade_flow, sampling_grid, to_gray
 
 log = logging.getLogger(__name__)
 

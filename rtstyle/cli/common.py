@@ -1,0 +1,157 @@
+"""Shared pieces of the verbs: consoles, the error boundary, common options, progress bars.
+
+Errors from the library are `RtstyleError`s; each becomes one line on stderr and an exit code
+(1 runtime, 2 bad input, 130 Ctrl-C, 143 SIGTERM). `--json` prints one object on stdout, no
+progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from ..errors import RtstyleError, Terminated
+
+err = Console(stderr=True)
+out = Console()
+log = logging.getLogger("rtstyle")
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (docker stop, systemd, `kill`) is handled as Ctrl-C: whatever is running unwinds,
+    files are finalized, then the process exits with 143. Only the main thread gets signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """One clear line instead of a traceback for every expected failure."""
+    try:
+        with sigterm_as_interrupt():
+            yield
+    except RtstyleError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    except Terminated:
+        err.print("[yellow]terminated[/]")
+        raise typer.Exit(143) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+
+
+def complete_style(incomplete: str) -> list[str]:
+    from ..models.registry import style_names
+
+    try:
+        return [n for n in style_names() if n.casefold().startswith(incomplete.casefold())]
+    except RtstyleError:
+        return []
+
+
+def check_style(value: str | None) -> str | None:
+    """Reject an unknown name early, in Typer's own shape for bad choices."""
+    from ..images import IMAGE_SUFFIXES
+    from ..models.registry import discover, looks_like_path
+
+    if value is None or looks_like_path(value) or Path(value).suffix.lower() in IMAGE_SUFFIXES:
+        return value
+    try:
+        discover().get(value)
+    except RtstyleError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+StyleOption = Annotated[
+    str,
+    typer.Option(
+        "--style", "-s",
+        help="Style name (see `rtstyle styles`), an rtstyle .safetensors file, "
+             "or a painting image (arbitrary style, needs a SANet model).",
+        autocompletion=complete_style,
+        callback=check_style,
+    ),
+]
+StyleImageOption = Annotated[
+    Path | None,
+    typer.Option("--style-image", help="Painting for an arbitrary-style (SANet) model."),
+]
+DeviceOption = Annotated[
+    str, typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object; no progress.")]
+
+
+class FpsColumn(ProgressColumn):
+    """Items per second from rich's own speed estimate."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:5.1f} fps" if speed else "  ... fps", style="cyan")
+
+
+def progress_bar(quiet: bool = False) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        FpsColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+        transient=False,
+    )
+
+
+GeometryHelp = "Fit inside WxH (e.g. 1280x720, 640x-1); default: the input's size."
+BackendOption = Annotated[
+    str, typer.Option("--backend", help="Inference backend: auto, eager, compile, tensorrt, onnx.")
+]
+PrecisionOption = Annotated[
+    str, typer.Option("--precision", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.")
+]
+# Same value as rtstyle.realtime.smoothing.DEFAULT_STRENGTH (not imported: keeps --help fast).
+DEFAULT_SMOOTH = 0.7
+SmoothOption = Annotated[float, typer.Option(
+    "--smooth", min=0.0, max=1.0,
+    help="Temporal smoothing 0..1: blend in the previous output, carried along the motion, "
+         "to stop flicker (0 = off).")]
+NoSmoothOption = Annotated[bool, typer.Option(
+    "--no-smooth", help="Per-frame output, no temporal smoothing (same as --smooth 0).")]
+DEFAULT_BLEND = "auto"
+BlendOption = Annotated[str, typer.Option(
+    "--smooth-blend",
+    help="auto: lowpass for styles trained for stability (the bundled ones), else frame. "
+         "frame: blend whole frames (steadiest; softens brush texture). lowpass: only colour "
+         "and light follow the motion, texture stays each frame's own (cheaper).")]
+
