@@ -114,3 +114,41 @@ def test_bench_refuses_style_and_arch_together(tiny_style_file):
     result = CliRunner().invoke(app, ["bench", "--style", str(tiny_style_file), "--arch",
                                       "johnson-lite", "--device", "cpu"])
     assert result.exit_code == 2, result.output
+
+
+def test_live_run_leaves_objects_it_did_not_open_to_their_opener(tiny_style_file):
+    """An app (the web server) may hand in its own source and sink; the run closes neither."""
+    from rtstyle.realtime.frames import RGB
+    from rtstyle.realtime.sources import FileSource
+
+    class MemorySink:
+        accepts = RGB
+
+        def __init__(self):
+            self.frames, self.closed = [], False
+
+        def write(self, frame):
+            self.frames.append(frame)
+
+        def end_of_input(self):
+            pass
+
+        def describe(self):
+            return "memory"
+
+        def close(self):
+            self.closed = True
+
+    class CountingSource(FileSource):
+        closes = 0
+
+        def close(self):
+            CountingSource.closes += 1
+            super().close()
+
+    sink = MemorySink()
+    with CountingSource("lavfi:testsrc=size=64x48:rate=50:duration=0.2", live=True) as source:
+        with LiveRun(source, sink, settings(tiny_style_file)) as run:
+            report = run.run()
+        assert CountingSource.closes == 0 and not sink.closed
+        assert report.stats.written == len(sink.frames) > 0 and report.output == "memory"

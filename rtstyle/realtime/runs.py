@@ -258,11 +258,16 @@ class VideoRun(StyledRun):
 
 class LiveRun(StyledRun):
     """A camera, stream, file or lavfi graph, paced in real time, to a window, a virtual camera,
-    a network stream or a file. Stale frames are dropped (and counted), never queued."""
+    a network stream or a file. Stale frames are dropped (and counted), never queued.
+
+    `camera` and `output` are specs the run opens (and closes), or objects an app opened
+    itself (a web server's browser frames): those the app closes, as it opened them.
+    """
 
     kind = "live"
 
-    def __init__(self, camera: str, output: str, settings: StyleSettings, *,
+    def __init__(self, camera: str | FrameSource, output: str | FrameSink,
+                 settings: StyleSettings, *,
                  geometry: Geometry = Geometry(), fps: float | None = None,
                  mirror: bool = False, reconnect: bool = False,
                  vcam_backend: str | None = None, overwrite: bool = False,
@@ -282,26 +287,37 @@ class LiveRun(StyledRun):
         self.sink: FrameSink | None = None
 
     def __enter__(self) -> LiveRun:
-        self.source = open_source(self.camera, live=True, reconnect=self.reconnect,
-                                  capture_size=self.geometry.size, capture_fps=self.fps)
+        if isinstance(self.camera, str):
+            self.source = open_source(self.camera, live=True, reconnect=self.reconnect,
+                                      capture_size=self.geometry.size, capture_fps=self.fps)
+        else:
+            self.source = self.camera
         try:
             self.size = self.geometry.frame_size(self.source.info)
             self.source.set_output_size(*self.size)
-            self.sink = self._open_sink()
+            self.sink = self._open_sink() if isinstance(self.output, str) else self.output
             try:
                 self._load_styles(expected_frames=None)
             except BaseException:
-                self.sink.close()
+                self._close_own_sink()
                 raise
         except BaseException:
-            self.source.close()
+            self._close_own_source()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
         try:
-            self.sink.close()
+            self._close_own_sink()
         finally:
+            self._close_own_source()
+
+    def _close_own_sink(self) -> None:
+        if isinstance(self.output, str) and self.sink is not None:
+            self.sink.close()
+
+    def _close_own_source(self) -> None:
+        if isinstance(self.camera, str):
             self.source.close()
 
     def _on_view_change(self, state: ViewState) -> None:
@@ -339,7 +355,8 @@ class LiveRun(StyledRun):
         return self.report()
 
     def _describe_io(self) -> tuple[str, str, str, str]:
-        sink = self.sink.describe() if self.sink is not None else self.output
-        return (self.camera, self.source.info.description if self.source else "",
-                self.output, f"{sink} ({self.size[0]}x{self.size[1]})")
+        sink = self.sink.describe() if self.sink is not None else str(self.output)
+        camera = self.camera if isinstance(self.camera, str) else self.camera.spec
+        return (camera, self.source.info.description if self.source else "",
+                sink, f"{sink} ({self.size[0]}x{self.size[1]})")
 
