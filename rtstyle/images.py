@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,22 +30,45 @@ def read_image(path: str | Path) -> np.ndarray:
         raise MediaError(f"{path.name}: not a readable image ({exc})") from None
 
 
+@contextlib.contextmanager
+def atomic_output(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a new temporary path beside `path`; on success it is renamed over `path`, on any
+    failure removed, so a crash never leaves half a file behind.
+
+    The result gets the mode of any new file (0666 less the umask: 0644 under umask 022), not
+    `mkstemp`'s 0600. The temp file is created that way (O_EXCL, random name) and its mode is
+    put back after writing, because some writers replace the file (safetensors writes 0600).
+    A private output surprises whoever shares the folder, serves it or backs it up.
+    """
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"no free temporary name beside {path}")
+    try:
+        mode = tmp.stat().st_mode & 0o777
+        yield tmp
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_image(path: str | Path, rgb: np.ndarray, quality: int = 95) -> Path:
-    """Write via a temporary file and rename, so a failure leaves no partial output."""
+    """Write atomically (see `atomic_output`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise MediaError(f"{path.name}: unknown image format '{path.suffix}'")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_output(path, suffix=path.suffix) as tmp:
         Image.fromarray(rgb).save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -74,7 +74,8 @@ def test_unknown_style_exit_2_lists_names(tmp_path, rtstyle_home, tiny_style_fil
     src = _photo(tmp_path / "p.png")
     result = runner.invoke(app, ["image", str(src), "--style", "monett"])
     assert result.exit_code == 2
-    assert "unknown style 'monett'; choose from:" in result.output
+    said = " ".join(result.output.replace("│", " ").split())
+    assert "unknown style 'monett';" in said and "choose from:" in said
     assert "mosaic" in result.output
     assert "Traceback" not in result.output
 

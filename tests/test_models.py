@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from rtstyle.models.architectures import ARCHITECTURES, build_generator
 from rtstyle.models.padding import pad_to_multiple, unpad
 from rtstyle.models.sanet import SANetModel
-from rtstyle.models.stylizer import Stylizer
+from rtstyle.models.stylizer import Stylizer, blend_strength
 from rtstyle.models.vgg import load_vgg19
 
 SMALL = {
@@ -105,5 +105,47 @@ def test_stylizer_maps_ranges_and_blends():
         def forward(self, x):
             return 255 - x
 
-    half = Stylizer(Invert(), "0_255", strength=0.5)(x)
+    half = blend_strength(x, Stylizer(Invert(), "0_255")(x), 0.5)
     torch.testing.assert_close(half, torch.full_like(x, 0.5))
+
+
+def test_registered_facts_match_the_networks():
+    from rtstyle.models.stylizer import VALUE_RANGES
+
+    for name, info in ARCHITECTURES.items():
+        assert info.name == name
+        assert info.input_range in VALUE_RANGES and info.value_range.name == info.input_range
+        assert info.stride_multiple == info.build.stride_multiple
+        assert info.precisions and set(info.precisions) <= {"fp32", "fp16", "bf16"}
+    assert [n for n, i in ARCHITECTURES.items() if i.needs_style_image] == ["sanet"]
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_infer_params_reads_the_builder_params_back(arch):
+    from rtstyle.models.architectures import get_arch
+
+    info = get_arch(arch)
+    params = {**info.default_params(), **SMALL[arch]}
+    assert info.infer_params(build_generator(arch, params).state_dict()) == params
+
+
+def test_registration_refuses_a_second_name_and_an_unknown_range():
+    from rtstyle.models.architectures import register_arch
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_arch("johnson", input_range="0_255", infer_params=dict)(torch.nn.Identity)
+    with pytest.raises(ValueError, match="input_range"):
+        register_arch("test-bad-range", input_range="0_1023", infer_params=dict,
+                      stride_multiple=1)(torch.nn.Identity)
+    assert "test-bad-range" not in ARCHITECTURES
+
+
+def test_unit_range_net_is_the_stylizer_before_its_clamp():
+    from rtstyle.models.stylizer import UnitRangeNet
+
+    torch.manual_seed(0)
+    net = build_generator("cyclegan", SMALL["cyclegan"]).eval()
+    x = torch.rand(1, 3, 24, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(UnitRangeNet(net, "-1_1")(x).clamp(0, 1),
+                                   Stylizer(net, "-1_1")(x))

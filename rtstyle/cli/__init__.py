@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from . import bench, cameras, evaluate, export, image, run, styles, train
+from . import bench, cameras, evaluate, export, image, run, serve, styles, train
 
 app = typer.Typer(
     name="rtstyle",
@@ -25,6 +25,7 @@ app.command()(run.video)
 app.command()(run.webcam)
 app.command()(cameras.cameras)
 app.command()(bench.bench)
+app.command()(serve.serve)
 app.add_typer(export.export_app, name="export")
 app.add_typer(evaluate.eval_app, name="eval")
 app.add_typer(train.train_app, name="train")

@@ -21,7 +21,7 @@ from .common import (
 
 
 def image(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images. `IN.jpg OUT.jpg` (OUT.jpg not there yet) writes OUT.jpg, like -o OUT.jpg.")],
     *,
     style: StyleOption,
     output: Annotated[

@@ -1,12 +1,21 @@
-"""`rtstyle train`: train your own style."""
+"""`rtstyle train`: train your own style.
+
+Each verb's options are its trainer's config dataclass (`rtstyle.models.training.configs`): every
+field with a `help` is an option with that help and the field's default, so a default lives in
+one place (cf. transformers' `HfArgumentParser`, options from `field(metadata={"help": ...})`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import inspect
 import json
 import os
-from pathlib import Path
-from typing import Annotated
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -17,13 +26,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .common import (
-    DeviceOption,
-    JsonOption,
-    err,
-    out,
-    user_errors,
-)
+from ..models.training.configs import CycleGANConfig, JohnsonConfig, RunSettings, SANetConfig
+from .common import JsonOption, err, out, user_errors
 
 train_app = typer.Typer(help="Train your own style (Johnson/lite, CycleGAN, SANet).",
                         no_args_is_help=True)
@@ -68,128 +72,84 @@ def _training_summary(result, as_json: bool) -> None:
                   f"({summary['duration_s']} s on {result.device})", highlight=False)
 
 
-@train_app.command("johnson")
-def train_johnson_verb(
-    *,
-    style_image: Annotated[Path, typer.Option(help="The painting to learn.")],
-    data: Annotated[Path, typer.Option(help="Folder of training photos.")],
-    name: Annotated[str, typer.Option(help="Style name to register.")],
-    arch: Annotated[str, typer.Option(help="standard (GPU real time) or lite (CPU real time).")] = "lite",
-    size: Annotated[int, typer.Option(help="Training crop side in pixels.")] = 256,
-    style_size: Annotated[int | None, typer.Option(help="Painting long side (default 2×size); sets stroke size.")] = None,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 2000,
-    batch: Annotated[int, typer.Option(help="Photos per step (per GPU).")] = 4,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    content_weight: Annotated[float, typer.Option(help="Weight of the content term.")] = 1.0,
-    style_weight: Annotated[float, typer.Option(help="Weight of the Gram style term.")] = 0.25,
-    tv_weight: Annotated[float, typer.Option(help="Weight of total variation.")] = 0.0,
-    temporal_weight: Annotated[float, typer.Option(help="Weight of the synthetic-motion stability term.")] = 0.0,
-    init_from: Annotated[str | None, typer.Option(help="Fine-tune this style (name or file, same --arch) instead of starting fresh.")] = None,
-    channels: Annotated[int | None, typer.Option(help="Width of the net (default per arch).")] = None,
-    n_res: Annotated[int | None, typer.Option(help="Residual blocks (default per arch).")] = None,
-    device: DeviceOption = "auto",
-    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast).")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for init and data order.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue from the work dir's checkpoint.")] = False,
-    sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps (0: never).")] = 200,
-    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
-    work_dir: Annotated[Path | None, typer.Option(help="Checkpoints, samples, logs.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the style file (default: user styles).")] = None,
-    tag: Annotated[str, typer.Option(help="Version tag of the style.")] = "v1",
-    painting: Annotated[str | None, typer.Option(help="Painting title (metadata).")] = None,
-    artist: Annotated[str | None, typer.Option(help="Artist (metadata).")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Train a feed-forward net for one painting (perceptual losses on VGG-19)."""
-    from ..models.training.johnson import JohnsonConfig, train_johnson
+def config_options(config_cls: type) -> list[inspect.Parameter]:
+    """One keyword-only Typer option per field of `config_cls` that has a `help`.
 
-    cfg = JohnsonConfig(
-        style_image=style_image, data=data, name=name, arch=arch, size=size,
-        style_size=style_size, steps=steps, batch=batch, lr=lr, content_weight=content_weight,
-        style_weight=style_weight, tv_weight=tv_weight, temporal_weight=temporal_weight,
-        init_from=init_from,
-        channels=channels, n_res=n_res, device=device, precision=precision, seed=seed,
-        resume=resume, sample_every=sample_every, checkpoint_every=checkpoint_every,
-        work_dir=work_dir, out=out, tag=tag, painting=painting or style_image.stem,
-        artist=artist,
-    )
-    with user_errors(), _training_progress(f"train {name}", as_json) as on_step:
-        result = train_johnson(cfg, on_step)
+    The verb's own fields come first, the shared `RunSettings` after them (as `--help` lists
+    them). A field with a default factory (a list) defaults to None here and gets its factory.
+    """
+    hints = typing.get_type_hints(config_cls)
+    shared = {f.name for f in dataclasses.fields(RunSettings)}
+    fields = sorted((f for f in dataclasses.fields(config_cls) if f.metadata.get("help")),
+                    key=lambda f: f.name in shared)
+    params = []
+    for f in fields:
+        annotation = hints[f.name]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default, annotation = None, annotation | None
+        else:
+            default = inspect.Parameter.empty
+        option = typer.Option(*f.metadata.get("flags", ()), help=f.metadata["help"])
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[annotation, option]))
+    return params
+
+
+def config_verb(config_cls: type) -> Callable:
+    """Give a verb `config_options(config_cls)` before its own options; it receives the config.
+
+    The decorated function takes the built config first, then its own keyword-only options.
+    """
+
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
+        own_names = {p.name for p in own}
+        factories = {f.name for f in dataclasses.fields(config_cls)
+                     if f.default_factory is not dataclasses.MISSING}
+
+        @functools.wraps(fn, assigned=("__module__", "__name__", "__qualname__", "__doc__"),
+                         updated=())
+        def verb(**kwargs: Any) -> None:
+            mine = {k: kwargs.pop(k) for k in own_names}
+            values = {k: v for k, v in kwargs.items() if not (k in factories and v is None)}
+            fn(config_cls(**values), **mine)
+
+        verb.__signature__ = inspect.Signature(config_options(config_cls) + own)
+        return verb
+
+    return decorate
+
+
+def _train(run: Callable, cfg, as_json: bool) -> None:
+    with user_errors(), _training_progress(f"train {cfg.name}", as_json) as on_step:
+        result = run(cfg, on_step)
     _training_summary(result, as_json)
+
+
+@train_app.command("johnson")
+@config_verb(JohnsonConfig)
+def train_johnson_verb(cfg: JohnsonConfig, *, as_json: JsonOption = False) -> None:
+    """Train a feed-forward net for one painting (perceptual losses on VGG-19)."""
+    from ..models.training.johnson import train_johnson
+
+    _train(train_johnson, cfg, as_json)
 
 
 @train_app.command("cyclegan")
-def train_cyclegan_verb(
-    *,
-    domain_a: Annotated[Path, typer.Option(help="Folder of source images (photos).")],
-    domain_b: Annotated[Path, typer.Option(help="Folder of target images (paintings).")],
-    name: Annotated[str, typer.Option(help="Style name for the A→B generator.")],
-    ngf: Annotated[int, typer.Option(help="Generator width.")] = 64,
-    n_blocks: Annotated[int, typer.Option(help="Generator residual blocks.")] = 9,
-    size: Annotated[int, typer.Option(help="Training crop side in pixels.")] = 256,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 20000,
-    batch: Annotated[int, typer.Option(help="Images per step.")] = 1,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (decays linearly in the 2nd half).")] = 2e-4,
-    cycle_weight: Annotated[float, typer.Option(help="Weight of cycle consistency.")] = 10.0,
-    identity_weight: Annotated[float, typer.Option(help="Identity term, relative to the cycle weight.")] = 0.5,
-    ssim_weight: Annotated[float, typer.Option(help="Weight of 1-SSIM on the reconstructions.")] = 0.0,
-    device: DeviceOption = "auto",
-    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast).")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for init and data order.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue from the work dir's checkpoint.")] = False,
-    sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps (0: never).")] = 500,
-    work_dir: Annotated[Path | None, typer.Option(help="Checkpoints, samples, logs.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the style file (default: user styles).")] = None,
-    as_json: JsonOption = False,
-) -> None:
+@config_verb(CycleGANConfig)
+def train_cyclegan_verb(cfg: CycleGANConfig, *, as_json: JsonOption = False) -> None:
     """Train an unpaired photo→painting CycleGAN and register its A→B generator."""
-    from ..models.training.cyclegan import CycleGANConfig, train_cyclegan
+    from ..models.training.cyclegan import train_cyclegan
 
-    cfg = CycleGANConfig(
-        domain_a=domain_a, domain_b=domain_b, name=name, ngf=ngf, n_blocks=n_blocks, size=size,
-        steps=steps, batch=batch, lr=lr, cycle_weight=cycle_weight,
-        identity_weight=identity_weight, ssim_weight=ssim_weight, device=device,
-        precision=precision, seed=seed, resume=resume, sample_every=sample_every,
-        checkpoint_every=sample_every, work_dir=work_dir, out=out,
-    )
-    with user_errors(), _training_progress(f"train {name}", as_json) as on_step:
-        result = train_cyclegan(cfg, on_step)
-    _training_summary(result, as_json)
+    _train(train_cyclegan, cfg, as_json)
 
 
 @train_app.command("sanet")
-def train_sanet_verb(
-    *,
-    content: Annotated[Path, typer.Option(help="Folder of content photos.")],
-    styles: Annotated[Path, typer.Option(help="Folder of paintings.")],
-    name: Annotated[str, typer.Option(help="Model name.")] = "sanet",
-    holdout: Annotated[list[str] | None, typer.Option(help="Painting file kept out of training (repeat).")] = None,
-    init_from: Annotated[str | None, typer.Option(help="Fine-tune this SANet model (name or file) instead of starting fresh.")] = None,
-    size: Annotated[int, typer.Option(help="Training crop side in pixels.")] = 256,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 20000,
-    batch: Annotated[int, typer.Option(help="Pairs per step (per GPU).")] = 4,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
-    device: DeviceOption = "auto",
-    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast).")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for init and data order.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue from the work dir's checkpoint.")] = False,
-    sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps (0: never).")] = 500,
-    work_dir: Annotated[Path | None, typer.Option(help="Checkpoints, samples, logs.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the model file (default: user styles).")] = None,
-    as_json: JsonOption = False,
-) -> None:
+@config_verb(SANetConfig)
+def train_sanet_verb(cfg: SANetConfig, *, as_json: JsonOption = False) -> None:
     """Train a SANet arbitrary-style model (content, style and identity losses)."""
-    from ..models.training.sanet import SANetConfig, train_sanet
+    from ..models.training.sanet import train_sanet
 
-    cfg = SANetConfig(
-        content=content, styles=styles, name=name, holdout=list(holdout or []), size=size,
-        init_from=init_from,
-        steps=steps, batch=batch, lr=lr, device=device, precision=precision, seed=seed,
-        resume=resume, sample_every=sample_every, checkpoint_every=sample_every,
-        work_dir=work_dir, out=out,
-    )
-    with user_errors(), _training_progress(f"train {name}", as_json) as on_step:
-        result = train_sanet(cfg, on_step)
-    _training_summary(result, as_json)
-
-
+    _train(train_sanet, cfg, as_json)

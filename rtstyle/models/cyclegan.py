@@ -8,6 +8,8 @@ load with strict=True. Input and output are RGB in -1..1 (tanh).
 import torch
 from torch import nn
 
+from ..errors import WeightsError
+from .arch_registry import count_keys, register_arch
 from .padding import pad_to_multiple, unpad
 
 
@@ -28,6 +30,15 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+def cyclegan_params(state: dict) -> dict:
+    try:
+        ngf = int(state["model.1.weight"].shape[0])
+    except KeyError:
+        raise WeightsError("not a CycleGAN ResNet generator: no 'model.1.weight'") from None
+    return {"ngf": ngf, "n_blocks": count_keys(state, "model.{}.conv_block.1.weight", start=10)}
+
+
+@register_arch("cyclegan", input_range="-1_1", infer_params=cyclegan_params)
 class ResnetGenerator(nn.Module):
     stride_multiple = 4
 

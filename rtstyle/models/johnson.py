@@ -8,10 +8,21 @@ Input and output are RGB in 0..255 (the examples' convention); `forward` keeps H
 import torch
 from torch import nn
 
+from ..errors import WeightsError
+from .arch_registry import count_keys, register_arch
 from .layers import ConvLayer, ResidualBlock, UpsampleConvLayer
 from .padding import pad_to_multiple, unpad
 
 
+def johnson_params(state: dict) -> dict:
+    try:
+        channels = int(state["conv1.conv2d.weight"].shape[0])
+    except KeyError:
+        raise WeightsError("not a Johnson transformer net: no 'conv1.conv2d.weight'") from None
+    return {"channels": channels, "n_res": count_keys(state, "res{}.conv1.conv2d.weight")}
+
+
+@register_arch("johnson", input_range="0_255", infer_params=johnson_params)
 class TransformerNet(nn.Module):
     stride_multiple = 4
 

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import WeightsError
+from .arch_registry import count_keys, register_arch
 from .layers import ConvLayer, UpsampleConvLayer
 from .padding import pad_to_multiple, unpad
 
@@ -59,6 +61,15 @@ def _init_subpixel_as_nearest(conv: nn.Conv2d, scale: int) -> None:
             conv.bias.copy_(conv.bias[::scale * scale].repeat_interleave(scale * scale))
 
 
+def lite_params(state: dict) -> dict:
+    try:
+        channels = int(state["conv1.conv2d.weight"].shape[0])
+    except KeyError:
+        raise WeightsError("not a lite transformer net: no 'conv1.conv2d.weight'") from None
+    return {"channels": channels, "n_res": count_keys(state, "res.{}.dw1.weight", start=0)}
+
+
+@register_arch("johnson-lite", input_range="0_255", infer_params=lite_params)
 class LiteTransformerNet(nn.Module):
     """`channels` at 1/2 res, 2× at 1/4, 4× at 1/8 (16/32/64 by default); `n_res` blocks at 1/8."""
 

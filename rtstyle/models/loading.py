@@ -9,7 +9,7 @@ import torch
 
 from ..errors import UnknownStyleError, UserInputError, WeightsError
 from ..images import IMAGE_SUFFIXES, image_to_tensor, read_image, resize_max_side
-from .architectures import get_arch
+from .architectures import build_generator, get_arch
 from .registry import StyleSpec, discover, resolve_style, user_styles_dir, verify_weights
 from .stylizer import Stylizer
 from .weights import build_and_load, convert_checkpoint, read_tensors, write_style_file
@@ -49,7 +49,7 @@ def split_style_argument(style: str, has_style_image: bool = False) -> tuple[Sty
 
 
 def load_stylizer(style: str | StyleSpec, *, device: str | torch.device = "cpu",
-                  style_image: str | Path | np.ndarray | None = None, strength: float = 1.0,
+                  style_image: str | Path | np.ndarray | None = None,
                   style_size: int = DEFAULT_STYLE_IMAGE_SIDE) -> Stylizer:
     """Build the network for a style on `device`, FP32, eval mode, ready for the engine."""
     if isinstance(style, StyleSpec):
@@ -68,8 +68,7 @@ def load_stylizer(style: str | StyleSpec, *, device: str | torch.device = "cpu",
         rgb = style_image if isinstance(style_image, np.ndarray) else read_image(style_image)
         net.set_style(image_to_tensor(resize_max_side(rgb, style_size), device))
     training = spec.meta.get("training") or {}
-    return Stylizer(net, spec.input_range, strength=strength, name=spec.full_name,
-                    feature_strength=info.needs_style_image,
+    return Stylizer(net, spec.input_range, name=spec.full_name,
                     temporal_weight=float(training.get("temporal_weight") or 0.0)).eval()
 
 
@@ -108,3 +107,13 @@ def import_style(path: Path, *, name: str, arch: str, tag: str = "v1",
     except OSError as exc:
         raise WeightsError(f"could not write {target}: {exc}") from None
     return spec_from_file(target, "user")
+
+
+def random_stylizer(arch: str, seed: int = 0) -> Stylizer:
+    """An architecture with random weights (seeded): for timing only, its images mean nothing."""
+    info = get_arch(arch)
+    torch.manual_seed(seed)
+    net = build_generator(arch)
+    if info.needs_style_image:
+        net.set_style(torch.rand(1, 3, 256, 256))
+    return Stylizer(net, info.input_range, name=f"{arch} (random weights)").eval()

@@ -7,6 +7,7 @@ tags stay loadable as `monet.v0`. Styles come from the bundled `assets/manifest.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -71,7 +72,7 @@ def spec_from_file(path: Path, origin: str = "file", sha256: str | None = None) 
             arch=arch.name,
             weights=path,
             input_range=raw.get("input_range", arch.input_range),
-            stride_multiple=int(raw.get("stride_multiple", arch.build.stride_multiple)),
+            stride_multiple=int(raw.get("stride_multiple", arch.stride_multiple)),
             arch_params=raw.get("arch_params", {}),
             sha256=sha256,
             license=raw.get("license", "unknown"),
@@ -98,44 +99,128 @@ def user_styles_dir() -> Path:
 
 
 class StyleRegistry:
+    """Names are case-insensitive (`--style Monet`); each is kept as first written for display.
+
+    Keys are casefolded: `_specs` by full name, `_defaults` (name -> default tag) by name,
+    `_aliases` (alias -> full name) by alias.
+    """
+
     def __init__(self):
         self._specs: dict[str, StyleSpec] = {}
         self._defaults: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
+        self._alias_names: dict[str, str] = {}
         self.problems: list[str] = []  # user files that could not be read, for `rtstyle styles`
 
     def register(self, spec: StyleSpec, default: bool = False) -> None:
-        if spec.full_name in self._specs:
-            other = self._specs[spec.full_name]
+        key = spec.full_name.casefold()
+        if key in self._specs:
+            other = self._specs[key]
             raise WeightsError(
                 f"style '{spec.full_name}' is defined twice ({other.weights} and {spec.weights})"
             )
-        self._specs[spec.full_name] = spec
-        if default or spec.name not in self._defaults:
-            self._defaults[spec.name] = spec.tag
+        self._specs[key] = spec
+        name = spec.name.casefold()
+        if default or name not in self._defaults:
+            self._defaults[name] = spec.tag
 
     def add_alias(self, alias: str, target: str) -> None:
         """A second name for a style (e.g. `monet` -> `monet-lite`); real names win over aliases."""
-        self._aliases[alias] = target
+        self._aliases[alias.casefold()] = target
+        self._alias_names[alias.casefold()] = alias
 
     def aliases_for(self, spec: StyleSpec) -> list[str]:
         """The aliases that resolve to `spec` now (shadowed ones excluded)."""
-        return sorted(a for a, target in self._aliases.items()
-                      if target == spec.full_name and a not in self._defaults)
+        return sorted(self._alias_names[a] for a, target in self._aliases.items()
+                      if target.casefold() == spec.full_name.casefold()
+                      and a not in self._defaults)
 
     def names(self) -> list[str]:
-        return sorted(set(self._defaults) | set(self._aliases))
+        real = {self._specs[f"{name}.{tag}".casefold()].name for name, tag in self._defaults.items()}
+        aliases = {self._alias_names[a] for a in self._aliases if a not in self._defaults}
+        return sorted(real | aliases, key=str.casefold)
+
+    def default_spec(self, spec: StyleSpec) -> StyleSpec:
+        """The spec a bare `spec.name` resolves to."""
+        return self._specs[f"{spec.name}.{self._defaults[spec.name.casefold()]}".casefold()]
+
+    def tags_of(self, name: str) -> list[StyleSpec]:
+        """Every tag of one style (not an alias), oldest first."""
+        return [s for s in self.specs() if s.name.casefold() == name.casefold()]
+
+    def _resolve_key(self, name: str) -> str:
+        """Casefolded full name for `name`, `name.tag`, `alias` or `alias.tag` (may not exist)."""
+        key = name.strip().casefold()
+        if key in self._specs:
+            return key
+        if key in self._defaults:
+            return f"{key}.{self._defaults[key]}"
+        if key in self._aliases:
+            return self._aliases[key].casefold()
+        base, dot, tag = key.rpartition(".")
+        if dot and base not in self._defaults and base in self._aliases:
+            return f"{self._aliases[base].casefold().rpartition('.')[0]}.{tag}"
+        return key
+
+    def suggestions(self, name: str) -> list[str]:
+        """Close names for a typo (difflib), or the real tags when only the tag is wrong."""
+        key = name.strip().casefold()
+        base, dot, _ = key.rpartition(".")
+        if dot:
+            known = base if base in self._defaults else (
+                self._aliases[base].casefold().rpartition(".")[0] if base in self._aliases else None)
+            if known is not None:
+                return [s.full_name for s in self.tags_of(known)]
+        pool = {n.casefold(): n for n in self.names()}
+        pool.update({s.full_name.casefold(): s.full_name for s in self.specs()} if dot else {})
+        return [pool[m] for m in difflib.get_close_matches(key, pool, n=3, cutoff=0.6)]
 
     def get(self, name: str) -> StyleSpec:
-        if name not in self._defaults and name not in self._specs and name in self._aliases:
-            name = self._aliases[name]
-        full = name if name in self._specs else f"{name}.{self._defaults.get(name, '')}"
-        if full not in self._specs:
-            raise UnknownStyleError(name, self.names())
-        return self._specs[full]
+        spec = self._specs.get(self._resolve_key(name))
+        if spec is None:
+            raise UnknownStyleError(name, self.names(), self.suggestions(name))
+        return spec
 
     def specs(self) -> list[StyleSpec]:
-        return sorted(self._specs.values(), key=lambda s: (s.name, s.tag))
+        return sorted(self._specs.values(), key=lambda s: (s.name.casefold(), s.tag))
+
+    def default_specs(self) -> list[StyleSpec]:
+        """One spec per style: the tag its bare name resolves to."""
+        return [s for s in self.specs() if self._defaults[s.name.casefold()] == s.tag]
+
+
+# Facts about a run, not settings chosen for it: left out when tags are compared.
+RESULT_KEYS = ("name", "tag", "training.duration_s", "training.device", "training.final_losses")
+
+
+def _flatten(meta: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in meta.items():
+        path = f"{prefix}{key}"
+        if any(path == r or path.startswith(f"{r}.") for r in RESULT_KEYS):
+            continue
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def tag_differences(specs: list[StyleSpec]) -> dict[str, dict]:
+    """For each tag of a style, the metadata (training settings, painting, licence…) whose
+    value is not the same in all its tags, as dotted keys (`training.steps`); None = absent."""
+    by_name: dict[str, list[StyleSpec]] = {}
+    for spec in specs:
+        by_name.setdefault(spec.name.casefold(), []).append(spec)
+    result = {}
+    for group in by_name.values():
+        flats = [_flatten(s.meta) for s in group]
+        keys = sorted({k for flat in flats for k in flat})
+        differing = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True)
+                                             for f in flats}) > 1]
+        for spec, flat in zip(group, flats, strict=True):
+            result[spec.full_name] = {k: flat.get(k) for k in differing}
+    return result
 
 
 def _load_manifest() -> list[dict]:

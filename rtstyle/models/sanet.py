@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import WeightsError
+from .arch_registry import register_arch
 from .padding import pad_to_multiple, unpad
 from .vgg import VGG19
 
@@ -81,6 +83,14 @@ def make_decoder() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def sanet_params(state: dict) -> dict:
+    if "transform.merge_conv.weight" not in state or "decoder.1.weight" not in state:
+        raise WeightsError("not a SANet model: needs 'transform.*' and 'decoder.*' tensors")
+    return {}
+
+
+@register_arch("sanet", input_range="0_1", infer_params=sanet_params, needs_style_image=True,
+               frozen_encoder_prefix="encoder.")
 class SANetModel(nn.Module):
     """Encoder + transform + decoder. `set_style` caches a style so frames pay only for content."""
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import WeightsError
+from ..images import atomic_output
 from .architectures import get_arch
 from .vgg import read_torch_file
 
@@ -70,14 +69,8 @@ def write_style_file(path: Path, state: dict[str, torch.Tensor], spec: dict,
         for k, v in state.items()
     }
     meta = {"rtstyle.format": FORMAT_VERSION, "rtstyle.spec": json.dumps(spec, sort_keys=True)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:  # the umask's mode, not 0600: users keep and share these
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 

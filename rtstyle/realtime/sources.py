@@ -16,13 +16,14 @@ import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import av
 import cv2
 import numpy as np
 
 from ..errors import MediaError
-from .frames import Frame, VideoInfo, Yuv420
+from .frames import Frame, FrameFormat, VideoInfo, Yuv420
 from .yuv import colorimetry_of, frame_yuv420_planes
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,30 @@ def _interpolation(src: tuple[int, int], dst: tuple[int, int]) -> str:
     return "AREA" if dst[0] * dst[1] < src[0] * src[1] else "BICUBIC"
 
 
+class FrameSource(Protocol):
+    """Where frames come from. Whoever opens a source closes it (`with source:`); a pipeline
+    only reads it, after telling it the size and pixel format the frames should have."""
+
+    spec: str
+    info: VideoInfo
+
+    def set_output_size(self, width: int, height: int) -> None: ...
+
+    def set_frame_format(self, fmt: FrameFormat) -> None: ...
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]: ...
+
+    def problems(self) -> str | None:
+        """A one-line account of what could not be read, or None."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> FrameSource: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
 class FileSource:
     """Decodes the first video stream of anything FFmpeg can open.
 
@@ -71,9 +96,7 @@ class FileSource:
         self.is_network = self.scheme in NETWORK_SCHEMES
         self.path = None if (self.is_lavfi or self.is_network) else Path(spec).expanduser()
         self.output_size: tuple[int, int] | None = None
-        self.emit_yuv = False
-        """Hand 8-bit 4:2:0 pictures on as planes (`Frame.yuv`) for conversion on the device;
-        set by whoever knows the frames end in a yuv420p encoder."""
+        self._planes_wanted = False
         self.frames_as_yuv = 0
         self.decode_errors = 0
         self.frames_decoded = 0
@@ -102,8 +125,44 @@ class FileSource:
             raise MediaError(f"input not found: {self.spec} (for an image sequence, the first "
                              "file of the pattern must exist)") from None
         except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if self.path is not None and self._mp4_index_missing(self.path):
+                raise MediaError(
+                    f"{self.path} is incomplete: the recording was cut before it was finalized "
+                    "(no moov index), so its frames cannot be located; record again (MKV "
+                    "survives interruptions), or try an MP4 repair tool such as untrunc with "
+                    "a good file from the same camera") from None
             kind = "stream" if self.is_network else "filter graph" if self.is_lavfi else "file"
             raise MediaError(f"cannot open {self.spec} as a video {kind}: {exc}") from None
+
+    @staticmethod
+    def _mp4_index_missing(path: Path) -> bool:
+        """An MP4/MOV whose top-level boxes hold media (`mdat`) but no index (`moov`).
+
+        The muxer writes `moov` last, after all the media, unless told to move it to the front
+        (faststart); a recording killed before it closed the file has none. Asked only after
+        FFmpeg has refused the file, whose own words ("Invalid data found") do not say this.
+        """
+        seen = []
+        try:
+            total = path.stat().st_size
+            with path.open("rb") as f:
+                pos = 0
+                while pos + 8 <= total and len(seen) < 1000:
+                    f.seek(pos)
+                    header = f.read(16)
+                    size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                    if size == 1 and len(header) == 16:  # 64-bit size follows
+                        size = int.from_bytes(header[8:16], "big")
+                    elif size == 0:  # box runs to the end of the file
+                        size = total - pos
+                    if size < 8:
+                        break
+                    seen.append(kind)
+                    pos += size
+        except OSError:
+            return False
+        starts_like_mp4 = bool(seen) and seen[0] in (b"ftyp", b"wide", b"free", b"skip", b"mdat")
+        return starts_like_mp4 and b"mdat" in seen and b"moov" not in seen
 
     def _describe(self, container) -> VideoInfo:
         if not container.streams.video:
@@ -154,6 +213,11 @@ class FileSource:
                         "row and column are" if self.info.width % 2 and self.info.height % 2
                         else "row is" if self.info.height % 2 else "column is", width, height)
 
+    def set_frame_format(self, fmt: FrameFormat) -> None:
+        """When the frames end in a 4:2:0 encoder, 8-bit 4:2:0 pictures travel on as planes
+        (`Frame.yuv`) and are converted on the device; otherwise swscale gives RGB."""
+        self._planes_wanted = fmt.yuv420 is not None
+
     def _crops(self, width: int, height: int) -> bool:
         """True when the output size is the input's, or it less one row and/or column."""
         w, h = self.output_size or (width, height)
@@ -165,7 +229,7 @@ class FileSource:
         w, h = self.output_size or (av_frame.width, av_frame.height)
         colorimetry = colorimetry_of(av_frame, av_frame.width, av_frame.height)
         crop = self._crops(av_frame.width, av_frame.height)
-        if crop and self.emit_yuv and av_frame.format.name in YUV420_8BIT:
+        if crop and self._planes_wanted and av_frame.format.name in YUV420_8BIT:
             y, u, v = frame_yuv420_planes(av_frame)
             cw, ch = (w + 1) // 2, (h + 1) // 2
             self.frames_as_yuv += 1
@@ -305,13 +369,9 @@ class CameraSource:
         self.info = self._describe()
 
     def _open(self) -> cv2.VideoCapture:
-        capture = cv2.VideoCapture(self.device)
-        if not capture.isOpened():
-            capture.release()
-            present = sorted(str(p) for p in Path("/dev").glob("video*"))
-            hint = f" (devices here: {', '.join(present)})" if present else ""
-            raise MediaError(f"camera {self.device} could not be opened{hint}; check that no "
-                             "other program is using it, or pick another with --camera")
+        from .cameras import open_camera
+
+        capture = open_camera(self.device)
         width, height, fps, mjpg = self.request
         if mjpg:
             capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
@@ -339,6 +399,10 @@ class CameraSource:
 
     def set_output_size(self, width: int, height: int) -> None:
         self.output_size = (width, height)
+
+    def set_frame_format(self, fmt: FrameFormat) -> None:
+        """Cameras deliver RGB (OpenCV converts in its capture back-end); the pipeline converts
+        to what the sink accepts on the device."""
 
     def _reopen(self, stop: threading.Event) -> bool:
         self._capture.release()
@@ -390,12 +454,9 @@ class CameraSource:
         self.close()
 
 
-Source = FileSource | CameraSource
-
-
 def open_source(spec: str | int, *, live: bool = False, reconnect: bool = False,
                 capture_size: tuple[int, int] | None = None,
-                capture_fps: float | None = None) -> Source:
+                capture_fps: float | None = None) -> FrameSource:
     """`0` or `/dev/videoN` -> camera; anything else (file, pattern, URL, `lavfi:`) -> PyAV.
 
     `capture_size`/`capture_fps` are requests to a camera; they do not apply to files.

@@ -1,4 +1,5 @@
-"""Pieces every trainer shares: precision, checkpoints, DDP, sample grids, logs, style export.
+"""Pieces the trainer skeleton (`trainer.py`) is made of: precision, checkpoints, DDP, sample
+grids, logs, style export.
 
 Checkpoints hold only plain tensors, numbers, strings and dicts (`torch.save`), so they load
 with `torch.load(weights_only=True)` like every other file rtstyle reads.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,30 +18,13 @@ import torch
 import torch.distributed as dist
 
 from ...errors import UserInputError, WeightsError
-from ...images import write_image
+from ...images import atomic_output, write_image
 from ..weights import write_style_file
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
-
-
-@dataclass(kw_only=True)
-class RunSettings:
-    """How a training run runs, shared by every trainer (what it learns is in each subclass)."""
-
-    device: str = "auto"
-    precision: str = "auto"
-    seed: int = 0
-    resume: bool = False
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    work_dir: Path | None = None  # checkpoints, samples, logs; default <user dir>/training/<name>
-    out: Path | None = None  # where the style file goes; default the user styles dir
-    tag: str = "v1"
-    license: str = "unspecified"
-    tensorboard: bool = True
 
 @dataclass(frozen=True)
 class Precision:
@@ -120,10 +104,12 @@ def check_replicas_agree(module: torch.nn.Module, ctx: DistributedContext) -> No
         log.info("DDP: the weights of all %d ranks agree", ctx.world_size)
 
 
-def weights_to_fine_tune(style: str, arch: str, arch_params: dict | None = None,
-                 prefixes: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+def weights_to_fine_tune(style: str, arch: str,
+                         arch_params: dict | None = None) -> dict[str, torch.Tensor]:
     """FP32 weights of an existing style for `--init-from`: it must be `arch` (and, when given,
-    the same `arch_params`); `prefixes` keeps only the trained parts (SANet's encoder is not)."""
+    the same `arch_params`). A frozen encoder (the registry's `frozen_encoder_prefix`) is left
+    out: it is not trained, so it is the default one."""
+    from ..architectures import get_arch
     from ..registry import resolve_style
     from ..weights import read_tensors
 
@@ -132,8 +118,9 @@ def weights_to_fine_tune(style: str, arch: str, arch_params: dict | None = None,
         raise UserInputError(
             f"--init-from {style}: it is {spec.arch} {spec.arch_params}, but this run trains "
             f"{arch}{f' {arch_params}' if arch_params is not None else ''}; pick a matching style")
+    frozen = get_arch(arch).frozen_encoder_prefix
     return {k: v.float() for k, v in read_tensors(spec.weights).items()
-            if prefixes is None or k.startswith(prefixes)}
+            if not (frozen and k.startswith(frozen))}
 
 
 def finish_distributed(ctx: DistributedContext) -> None:
@@ -144,14 +131,8 @@ def finish_distributed(ctx: DistributedContext) -> None:
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Atomic torch.save of plain data (tensors, numbers, strings, lists, dicts)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:  # the umask's mode, not mkstemp's 0600
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -224,3 +205,10 @@ def style_info(painting: str | None, artist: str | None, year: str | None,
         "license": license_,
         "image": image.name if image is not None else None,
     }
+
+
+def device_description(device: torch.device) -> str:
+    """What trained a style, for its metadata (GPU model, or CPU and thread count)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -10,34 +10,21 @@ structure that an L1 term alone lets blur.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ...devices import resolve_device
-from ...errors import UserInputError
-from ..cyclegan import ResnetGenerator
-from .common import (
-    RunSettings,
-    ScalarLog,
-    check_resume_config,
-    export_style,
-    load_checkpoint,
-    resolve_precision,
-    save_checkpoint,
-    style_info,
-    write_grid,
-)
+from ..architectures import build_generator, get_arch
+from .common import style_info
+from .configs import CycleGANConfig
 from .data import PhotoBatches
-from .johnson import TrainResult, _device_name, _finite, default_work_dir
 from .losses import ssim
+from .trainer import ArchSteps, Export, StepCallback, TrainingRun, TrainResult, evaluating, train
 
-_RESUME_KEYS = ("ngf", "n_blocks", "ndf", "size", "batch", "lr", "cycle_weight",
-                "identity_weight", "ssim_weight", "pool_size", "seed", "precision")
+__all__ = ["CycleGANConfig", "CycleGANSteps", "ImagePool", "NLayerDiscriminator", "linear_decay",
+           "train_cyclegan"]
 
 
 class NLayerDiscriminator(nn.Module):
@@ -104,182 +91,125 @@ def linear_decay(total: int, decay_from: int) -> Callable[[int], float]:
     return lambda step: 1.0 - max(0, step - decay_from) / span
 
 
-@dataclass(kw_only=True)
-class CycleGANConfig(RunSettings):
-    domain_a: Path
-    domain_b: Path
-    name: str
-    ngf: int = 64
-    n_blocks: int = 9
-    ndf: int = 64
-    size: int = 256
-    steps: int = 20000
-    batch: int = 1
-    lr: float = 2e-4
-    cycle_weight: float = 10.0
-    identity_weight: float = 0.5
-    ssim_weight: float = 0.0
-    pool_size: int = 50
-    decay_from: int | None = None  # default: half of steps
-    painting: str | None = None
-    artist: str | None = None
-
-    def fingerprint(self) -> dict:
-        return {k: getattr(self, k) for k in _RESUME_KEYS}
-
-    def validate(self) -> None:
-        if self.size < 16 or self.size % 4:
-            raise UserInputError(f"--size must be a multiple of 4 and >= 16, got {self.size}")
-        if self.steps < 1 or self.batch < 1:
-            raise UserInputError("--steps and --batch must be >= 1")
-
-
 def _lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
     target = torch.ones_like(pred) if real else torch.zeros_like(pred)
     return torch.mean((pred.float() - target) ** 2)
 
 
-def train_cyclegan(cfg: CycleGANConfig,
-                   on_step: Callable[[int, int, dict[str, float]], None] | None = None
-                   ) -> TrainResult:
-    cfg.validate()
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    fingerprint = {**cfg.fingerprint(), "precision": precision.name}
-    work = Path(cfg.work_dir or default_work_dir(cfg.name))
-    ckpt_path = work / "checkpoint.pt"
+class CycleGANSteps(ArchSteps):
+    """Both generators and discriminators train; the A→B generator is the exported style.
 
-    torch.manual_seed(cfg.seed)
-    g_ab, g_ba = (ResnetGenerator(cfg.ngf, cfg.n_blocks) for _ in range(2))
-    d_a, d_b = (NLayerDiscriminator(cfg.ndf) for _ in range(2))
-    nets = {"g_ab": g_ab, "g_ba": g_ba, "d_a": d_a, "d_b": d_b}
-    for net in nets.values():
-        init_weights(net)
-        net.to(device)
-    opt_g = torch.optim.Adam(itertools.chain(g_ab.parameters(), g_ba.parameters()),
-                             lr=cfg.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(itertools.chain(d_a.parameters(), d_b.parameters()),
-                             lr=cfg.lr, betas=(0.5, 0.999))
-    decay = linear_decay(cfg.steps, cfg.decay_from if cfg.decay_from is not None else cfg.steps // 2)
-    data_a = PhotoBatches(cfg.domain_a, cfg.size, cfg.batch, seed=cfg.seed)
-    data_b = PhotoBatches(cfg.domain_b, cfg.size, cfg.batch, seed=cfg.seed + 1)
-    pool_gen = torch.Generator().manual_seed(cfg.seed + 2)
-    pool_a, pool_b = ImagePool(cfg.pool_size, pool_gen), ImagePool(cfg.pool_size, pool_gen)
+    Everything runs in the generators' own range (the registry's -1..1): the discriminators
+    see it, and the cycle and identity weights of the reference implementation assume it.
+    """
 
-    start, elapsed_before = 0, 0.0
-    if cfg.resume:
-        saved = load_checkpoint(ckpt_path)
-        check_resume_config(saved["config"], fingerprint, _RESUME_KEYS)
-        for key, net in nets.items():
-            net.load_state_dict(saved[key])
-        opt_g.load_state_dict(saved["opt_g"])
-        opt_d.load_state_dict(saved["opt_d"])
-        data_a.set_state(saved["data_rng"][0])
-        data_b.set_state(saved["data_rng"][1])
-        pool_gen.set_state(saved["pool_rng"])
-        start, elapsed_before = int(saved["step"]), float(saved["duration_s"])
+    verb = "cyclegan"
+    arch = "cyclegan"
+    distributed = False
+    cfg: CycleGANConfig
 
-    scaler = precision.scaler(device)
-    scalars = ScalarLog(work / "tensorboard", cfg.tensorboard)
-    fixed_a = next(PhotoBatches(cfg.domain_a, cfg.size, 4, seed=12345)).to(device)
-    losses: dict[str, float] = {}
-    t0 = time.perf_counter()
-    step = start
-    try:
-        for step in range(start + 1, cfg.steps + 1):
-            for opt in (opt_g, opt_d):
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * decay(step - 1)
-            real_a = next(data_a).to(device) * 2 - 1
-            real_b = next(data_b).to(device) * 2 - 1
+    def build(self, run: TrainingRun) -> nn.Module:
+        cfg, device = self.cfg, run.device
+        self.range = get_arch(self.arch).value_range
+        params = {"ngf": cfg.ngf, "n_blocks": cfg.n_blocks}
+        self.g_ab, self.g_ba = (build_generator(self.arch, params) for _ in range(2))
+        self.d_a, self.d_b = (NLayerDiscriminator(cfg.ndf) for _ in range(2))
+        self.nets = {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
+        for net in self.nets.values():
+            init_weights(net)
+            net.to(device)
+        self.opt_g = torch.optim.Adam(
+            itertools.chain(self.g_ab.parameters(), self.g_ba.parameters()),
+            lr=cfg.lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(
+            itertools.chain(self.d_a.parameters(), self.d_b.parameters()),
+            lr=cfg.lr, betas=(0.5, 0.999))
+        self.decay = linear_decay(
+            cfg.steps, cfg.decay_from if cfg.decay_from is not None else cfg.steps // 2)
+        self.data_a = PhotoBatches(cfg.domain_a, cfg.size, cfg.batch,
+                                   generator=run.rng("data_a", 0))
+        self.data_b = PhotoBatches(cfg.domain_b, cfg.size, cfg.batch,
+                                   generator=run.rng("data_b", 1))
+        pool_gen = run.rng("pool", 2)
+        self.pool_a = ImagePool(cfg.pool_size, pool_gen)
+        self.pool_b = ImagePool(cfg.pool_size, pool_gen)
+        self.fixed_a = next(PhotoBatches(cfg.domain_a, cfg.size, 4, seed=12345)).to(device)
+        return nn.ModuleDict(self.nets)
 
-            d_a.requires_grad_(False)
-            d_b.requires_grad_(False)
-            with precision.autocast(device):
-                fake_b, fake_a = g_ab(real_a), g_ba(real_b)
-                rec_a, rec_b = g_ba(fake_b), g_ab(fake_a)
-                terms = {
-                    "g_gan": _lsgan(d_b(fake_b), True) + _lsgan(d_a(fake_a), True),
-                    "cycle": cfg.cycle_weight * ((rec_a - real_a).abs().mean()
-                                                 + (rec_b - real_b).abs().mean()),
-                }
-                if cfg.identity_weight > 0:
-                    terms["identity"] = cfg.identity_weight * cfg.cycle_weight * (
-                        (g_ab(real_b) - real_b).abs().mean() + (g_ba(real_a) - real_a).abs().mean())
-                if cfg.ssim_weight > 0:
-                    terms["ssim"] = cfg.ssim_weight * (
-                        2 - ssim((rec_a + 1) / 2, (real_a + 1) / 2)
-                        - ssim((rec_b + 1) / 2, (real_b + 1) / 2))
-                loss_g = sum(terms.values())
-            opt_g.zero_grad(set_to_none=True)
-            scaler.scale(loss_g).backward()
-            scaler.step(opt_g)
+    def step(self, run: TrainingRun, step: int) -> dict[str, torch.Tensor]:
+        cfg, device = self.cfg, run.device
+        g_ab, g_ba, d_a, d_b = self.g_ab, self.g_ba, self.d_a, self.d_b
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * self.decay(step - 1)
+        real_a = self.range.to_net(next(self.data_a).to(device))
+        real_b = self.range.to_net(next(self.data_b).to(device))
 
-            d_a.requires_grad_(True)
-            d_b.requires_grad_(True)
-            with precision.autocast(device):
-                past_b, past_a = pool_b.query(fake_b), pool_a.query(fake_a)
-                terms["d_b"] = 0.5 * (_lsgan(d_b(real_b), True) + _lsgan(d_b(past_b), False))
-                terms["d_a"] = 0.5 * (_lsgan(d_a(real_a), True) + _lsgan(d_a(past_a), False))
-            opt_d.zero_grad(set_to_none=True)
-            scaler.scale(terms["d_a"] + terms["d_b"]).backward()
-            scaler.step(opt_d)
-            scaler.update()
+        d_a.requires_grad_(False)
+        d_b.requires_grad_(False)
+        with run.autocast():
+            fake_b, fake_a = g_ab(real_a), g_ba(real_b)
+            rec_a, rec_b = g_ba(fake_b), g_ab(fake_a)
+            terms = {
+                "g_gan": _lsgan(d_b(fake_b), True) + _lsgan(d_a(fake_a), True),
+                "cycle": cfg.cycle_weight * ((rec_a - real_a).abs().mean()
+                                             + (rec_b - real_b).abs().mean()),
+            }
+            if cfg.identity_weight > 0:
+                terms["identity"] = cfg.identity_weight * cfg.cycle_weight * (
+                    (g_ab(real_b) - real_b).abs().mean() + (g_ba(real_a) - real_a).abs().mean())
+            if cfg.ssim_weight > 0:
+                from_net = self.range.from_net
+                terms["ssim"] = cfg.ssim_weight * (
+                    2 - ssim(from_net(rec_a), from_net(real_a))
+                    - ssim(from_net(rec_b), from_net(real_b)))
+            loss_g = sum(terms.values())
+        scaler = run.scaler
+        self.opt_g.zero_grad(set_to_none=True)
+        scaler.scale(loss_g).backward()
+        scaler.step(self.opt_g)
 
-            losses = {k: float(v.detach()) for k, v in terms.items()}
-            losses["total_g"] = float(loss_g.detach())
-            if not all(map(_finite, losses.values())):
-                raise UserInputError(f"training diverged at step {step} (losses {losses})")
-            scalars.add(step, losses)
-            if cfg.sample_every and step % cfg.sample_every == 0:
-                _sample(g_ab, fixed_a, work / "samples" / f"step{step:06d}.png")
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                _checkpoint(ckpt_path, nets, opt_g, opt_d, data_a, data_b, pool_gen, step,
-                            elapsed_before + time.perf_counter() - t0, fingerprint)
-            if on_step is not None:
-                on_step(step, cfg.steps, losses)
-        duration = elapsed_before + time.perf_counter() - t0
-        _checkpoint(ckpt_path, nets, opt_g, opt_d, data_a, data_b, pool_gen, step, duration,
-                    fingerprint)
-        _sample(g_ab, fixed_a, work / "samples" / "final.png")
-        spec = {
-            "name": cfg.name,
-            "tag": cfg.tag,
-            "arch": "cyclegan",
-            "arch_params": {"ngf": cfg.ngf, "n_blocks": cfg.n_blocks},
-            "input_range": "-1_1",
-            "license": cfg.license,
-            "origin": "trained with rtstyle train cyclegan",
-            "style": style_info(cfg.painting or Path(cfg.domain_b).name, cfg.artist, None, None,
-                                None, None),
-            "training": {
-                **fingerprint, "steps": step,
-                "final_losses": {k: round(v, 6) for k, v in losses.items()},
-                "device": _device_name(device), "duration_s": round(duration, 1),
-                "data": {"domain_a": Path(cfg.domain_a).name, "domain_b": Path(cfg.domain_b).name},
-            },
-        }
-        from ..registry import user_styles_dir
+        d_a.requires_grad_(True)
+        d_b.requires_grad_(True)
+        with run.autocast():
+            past_b, past_a = self.pool_b.query(fake_b), self.pool_a.query(fake_a)
+            terms["d_b"] = 0.5 * (_lsgan(d_b(real_b), True) + _lsgan(d_b(past_b), False))
+            terms["d_a"] = 0.5 * (_lsgan(d_a(real_a), True) + _lsgan(d_a(past_a), False))
+        self.opt_d.zero_grad(set_to_none=True)
+        scaler.scale(terms["d_a"] + terms["d_b"]).backward()
+        scaler.step(self.opt_d)
+        scaler.update()
+        return {**terms, "total_g": loss_g}
 
-        path = export_style(cfg.out or user_styles_dir(), cfg.name, cfg.tag, g_ab.state_dict(), spec)
-    finally:
-        scalars.close()
-    return TrainResult(path, step, losses, duration, str(device), work)
+    def sample_rows(self, run: TrainingRun) -> list[torch.Tensor]:
+        with evaluating(self.g_ab):
+            out = self.range.from_net(self.g_ab(self.range.to_net(self.fixed_a)))
+        return [self.fixed_a, out]
+
+    def state_dict(self) -> dict:
+        return {**{k: n.state_dict() for k, n in self.nets.items()},
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                # the fakes the discriminators will see again: a resume without them diverges
+                "pool_a": list(self.pool_a.images), "pool_b": list(self.pool_b.images)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, net in self.nets.items():
+            net.load_state_dict(state[key])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        device = self.fixed_a.device
+        self.pool_a.images = [t.to(device) for t in state["pool_a"]]
+        self.pool_b.images = [t.to(device) for t in state["pool_b"]]
+
+    def export(self) -> Export:
+        cfg = self.cfg
+        return Export(
+            state=self.g_ab.state_dict(),
+            style=style_info(cfg.painting or Path(cfg.domain_b).name, cfg.artist, None, None,
+                             None, None),
+            data={"domain_a": Path(cfg.domain_a).name, "domain_b": Path(cfg.domain_b).name},
+        )
 
 
-@torch.no_grad()
-def _sample(g_ab: nn.Module, fixed_a: torch.Tensor, path: Path) -> None:
-    g_ab.eval()
-    out = (g_ab(fixed_a * 2 - 1) + 1) / 2
-    g_ab.train()
-    write_grid(path, [fixed_a, out])
-
-
-def _checkpoint(path, nets, opt_g, opt_d, data_a, data_b, pool_gen, step, duration, fingerprint):
-    save_checkpoint(path, {
-        "step": step, "duration_s": duration, "config": fingerprint,
-        **{k: n.state_dict() for k, n in nets.items()},
-        "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-        "data_rng": [data_a.get_state(), data_b.get_state()],
-        "pool_rng": pool_gen.get_state(),
-    })
+def train_cyclegan(cfg: CycleGANConfig, on_step: StepCallback | None = None) -> TrainResult:
+    return train(CycleGANSteps(cfg), on_step)

@@ -53,12 +53,13 @@ class PhotoBatches:
     """Endless batches N×3×size×size (RGB 0..1) drawn with replacement from a photo folder."""
 
     def __init__(self, folder: str | Path, size: int, batch: int, seed: int = 0,
-                 min_scale: float = 0.5):
+                 min_scale: float = 0.5, generator: torch.Generator | None = None):
+        """`generator` (a trainer's checkpointed one) replaces a fresh one seeded with `seed`."""
         self.paths = list_images(folder)
         self.size = size
         self.batch = batch
         self.min_scale = min_scale
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(seed)
 
     def __iter__(self):
         return self

@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DEFAULT_CONTENT_LAYER = "relu2_2"
-DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+from .configs import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 
 
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ frame pair whose flow we know exactly (Gupta et al. 2017, ReCoNet 2019). A gener
 stable under such motion flickers less on real video. The trainer stylizes both the batch and
 its warped copy and penalises `out_b - warp(out_a, flow)` where the flow is valid.
 
-Flow follows rtstyle's convention (see `rtstyle.realtime.flow`): `flow` lives on the grid of
+Flow follows rtstyle's convention (see `rtstyle.flow`): `flow` lives on the grid of
 the warped image `b` and points into the original `a`, so `b(p) = a(p + flow(p))`.
 """
 
@@ -16,7 +16,7 @@ import math
 import torch
 
 from ...errors import UserInputError
-from ...realtime.flow import pixel_grid, warp
+from ...flow import pixel_grid, warp
 
 
 def _uniform(n: int, bound: float, generator: torch.Generator | None,
