@@ -21,7 +21,7 @@ import torch
 from rtstyle.geometry import parse_size
 from rtstyle.models.architectures import build_generator, get_arch
 from rtstyle.models.stylizer import Stylizer
-from rtstyle.realtime.backends import BACKENDS, preference
+from rtstyle.realtime.backends import speed_order
 from rtstyle.realtime.benchmark import run_benchmark
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,8 +45,7 @@ def main() -> None:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    backends = ([n for n in preference(device) if n in BACKENDS]
-                if args.backend == ["all"] else args.backend)
+    backends = speed_order(device.type) if args.backend == ["all"] else args.backend
     sizes = [parse_size(s) for s in args.size]
     runs = []
     for arch in args.arch:

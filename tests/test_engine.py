@@ -198,12 +198,12 @@ def test_cache_key_changes_with_weights_and_shape():
     assert a != EngineCache.key(backend="onnxruntime", weights="w1", shape=(1, 3, 48, 96))
 
 
-def test_fingerprint_sees_weights_and_strength():
+def test_fingerprint_sees_weights_and_range():
     from rtstyle.realtime.cache import module_fingerprint
 
     a, b = tiny_stylizer(seed=0), tiny_stylizer(seed=0)
     assert module_fingerprint(a) == module_fingerprint(b)
-    b.strength = 0.5
+    b.input_range = "-1_1"
     assert module_fingerprint(a) != module_fingerprint(b)
     assert module_fingerprint(a) != module_fingerprint(tiny_stylizer(seed=1))
 

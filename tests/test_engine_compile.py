@@ -1,4 +1,4 @@
-"""torch.compile backend on CPU: one small shape, because Inductor takes ~a minute on 2 cores."""
+"""Compiled backend on CPU: one small shape, because Inductor takes ~half a minute on 2 cores."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ import pytest
 import torch
 from test_engine import image_like, reference, tiny_stylizer
 
-from rtstyle.realtime.backends import BACKENDS
+from rtstyle.realtime.backends import get_backend
+from rtstyle.realtime.cache import EngineCache
 from rtstyle.realtime.engine import InferenceEngine, relative_error
 
 CPU = torch.device("cpu")
-reason = BACKENDS["compile"].unavailable_reason(CPU)
+reason = get_backend("compile").unavailable_reason(CPU)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(reason is not None, reason=reason or "")
-def test_compile_agrees_with_fp32_eager_on_odd_sizes_and_reuses_its_bucket():
+def test_compile_agrees_with_fp32_eager_on_odd_sizes_and_reuses_its_bucket(tmp_path):
     stylizer = tiny_stylizer()
-    engine = InferenceEngine(stylizer, CPU, backend="compile")
+    engine = InferenceEngine(stylizer, CPU, backend="compile", cache=EngineCache(root=tmp_path))
     x = image_like(41, 67)
     y = engine(x)
     assert engine.backend == "compile" and engine.builds == 1

@@ -152,3 +152,17 @@ def test_live_run_leaves_objects_it_did_not_open_to_their_opener(tiny_style_file
             report = run.run()
         assert CountingSource.closes == 0 and not sink.closed
         assert report.stats.written == len(sink.frames) > 0 and report.output == "memory"
+
+
+def test_a_short_file_run_does_not_pay_for_a_compile(tiny_style_file, tmp_path, monkeypatch):
+    """The run tells `auto` how many frames it will process; with nothing cached, a build that
+    cannot pay for itself over 3 frames is skipped, and the reason is in the backend label."""
+    monkeypatch.setenv("RTSTYLE_HOME", str(tmp_path / "home"))
+    s = StyleSettings(styles=(str(tiny_style_file),), device="cpu", backend="auto")
+    with VideoRun("lavfi:testsrc=size=192x144:rate=25:duration=1", tmp_path / "o.mp4", s,
+                  max_frames=3) as run:
+        label = run.warm_up()
+        report = run.run()
+    assert label.startswith("eager/"), label
+    assert "compile" in label  # says why compile was not built
+    assert report.stats.written == 3

@@ -11,6 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import UserInputError
+from ..realtime.backends import backend_help
 from .common import (
     DEFAULT_BLEND,
     BlendOption,
@@ -76,7 +77,7 @@ def bench(
     size: Annotated[list[str] | None, typer.Option(
         "--size", help="Frame size WxH; repeat for several.")] = None,
     backend: Annotated[str, typer.Option(
-        "--backend", help="all, auto, or one of: eager, compile, onnxruntime, tensorrt.")] = "all",
+        "--backend", help=f"all, or one of: {backend_help()}.")] = "all",
     precision: PrecisionOption = "auto",
     frames: Annotated[int, typer.Option("--frames", min=1, help="Timed frames per run.")] = 30,
     threads: Annotated[int | None, typer.Option(
@@ -94,7 +95,7 @@ def bench(
     from ..devices import resolve_device
     from ..geometry import parse_size
     from ..models.loading import load_stylizer, random_stylizer
-    from ..realtime.backends import BACKENDS, preference
+    from ..realtime.backends import speed_order
     from ..realtime.benchmark import run_benchmark
 
     with user_errors():
@@ -110,7 +111,7 @@ def bench(
         else:
             stylizer = random_stylizer(arch)
             model = {"arch": arch, "weights": "random (seed 0): speed only, images meaningless"}
-        names = [n for n in preference(dev) if n in BACKENDS] if backend == "all" else [backend]
+        names = speed_order(dev.type) if backend == "all" else [backend]
         with _bench_progress(as_json) as say:
             report = run_benchmark(stylizer, dev, sizes=sizes, backends=names,
                                    precision=precision, frames=frames, model_info=model,

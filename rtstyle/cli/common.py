@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ..errors import RtstyleError, Terminated
+from ..realtime.backends import backend_help, resolve_backend_name
 
 err = Console(stderr=True)
 out = Console()
@@ -133,9 +134,19 @@ def progress_bar(quiet: bool = False) -> Progress:
     )
 
 
+def check_backend(value: str) -> str:
+    """An unknown backend is bad input, named with the same list as the help and `auto`."""
+    try:
+        resolve_backend_name(value)
+    except RtstyleError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
 GeometryHelp = "Fit inside WxH (e.g. 1280x720, 640x-1); default: the input's size."
 BackendOption = Annotated[
-    str, typer.Option("--backend", help="Inference backend: auto, eager, compile, tensorrt, onnx.")
+    str, typer.Option("--backend", help=f"Inference backend: {backend_help()}.",
+                      callback=check_backend)
 ]
 PrecisionOption = Annotated[
     str, typer.Option("--precision", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.")

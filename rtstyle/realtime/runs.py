@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import torch
@@ -63,6 +64,18 @@ class Geometry:
         so 853×480 becomes 852×480."""
         return target_size(info.width, info.height, size=self.size, scale=self.scale,
                            max_side=self.max_side, even=True)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A part of a file, in seconds: frames in [start, end) are written (None: the file's own
+    start or end). Frames from `warm_from` up to `start` are stylized first and not written, so
+    the temporal smoother enters the part as a run over the whole file would; a batch runs long
+    files as parts side by side and joins them (`rtstyle.batch`), audio added once, there."""
+
+    start: Fraction | None = None
+    end: Fraction | None = None
+    warm_from: Fraction | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +160,8 @@ class StyledRun:
         def load(name: str):
             stylizer = load_stylizer(name, device=self.device, style_image=s.style_image)
             return InferenceEngine(stylizer, self.device, backend=s.backend,
-                                   precision=s.precision, on_status=self.on_status)  # WIRE expected_frames
+                                   precision=s.precision, on_status=self.on_status,
+                                   expected_frames=expected_frames)
 
         self.process = StyleCycler(list(s.styles), load, strength=s.strength)
         self.smoother = make_smoother(
@@ -196,16 +210,21 @@ class StyledRun:
 
 class VideoRun(StyledRun):
     """A file (or image sequence, URL, lavfi graph) into a video file: every frame, its timing
-    and the audio. Ctrl-C or SIGTERM still leaves a finalized, playable file."""
+    and the audio. Ctrl-C or SIGTERM still leaves a finalized, playable file.
+
+    With a `span`, only that part of a file, without audio (see `Span`).
+    """
 
     kind = "video"
 
     def __init__(self, source: str | Path, target: str | Path, settings: StyleSettings, *,
                  geometry: Geometry = Geometry(), codec: str | None = None,
                  crf: int | None = None, preset: str | None = None, overwrite: bool = False,
-                 max_frames: int | None = None, on_status: StatusCallback | None = None):
+                 max_frames: int | None = None, on_status: StatusCallback | None = None,
+                 span: Span | None = None):
         super().__init__(settings, on_status=on_status)
         self.source_spec = str(source)
+        self.span = span
         self.target = Path(target).expanduser()
         self.geometry = geometry
         self.codec, self.crf, self.preset = codec, crf, preset
@@ -215,7 +234,7 @@ class VideoRun(StyledRun):
     @property
     def total_frames(self) -> int | None:
         """Frames this run will write, when the container says (for progress and `auto`)."""
-        declared = self.source.info.frames if self.source is not None else 0
+        declared = self.source.info.frames if self.source is not None and not self.span else 0
         if self.max_frames is not None:
             return min(self.max_frames, declared) if declared else self.max_frames
         return declared or None
@@ -228,6 +247,10 @@ class VideoRun(StyledRun):
             check_output(self.target, self.overwrite)
             self.size = self.geometry.frame_size(self.source.info)
             self.source.set_output_size(*self.size)
+            if self.span is not None:
+                warm_from = self.span.warm_from
+                self.source.set_span(self.span.start if warm_from is None else warm_from,
+                                     self.span.end)
             self._load_styles(expected_frames=self.total_frames)
         except BaseException:
             self.source.close()
@@ -241,10 +264,12 @@ class VideoRun(StyledRun):
         source = self.source
         with FileSink(self.target, source.info, width=self.size[0], height=self.size[1],
                       codec=self.codec, crf=self.crf, preset=self.preset,
-                      audio_from=source.path, overwrite=self.overwrite) as sink:
+                      audio_from=None if self.span else source.path,
+                      overwrite=self.overwrite, exact_timestamps=self.span is not None) as sink:
             self.pipeline = Pipeline(source, self.process, sink, device=self.device,
                                      smoother=self.smoother, max_frames=self.max_frames,
-                                     on_frame=on_frame)
+                                     on_frame=on_frame,
+                                     write_from=self.span.start if self.span else None)
             self.pipeline.run()
         report = self.report()
         if report.warning:

@@ -4,20 +4,44 @@ A backend behaves like the module it replaces (N×3×H×W 0..1 in, same shape ou
 and the pipeline never branch on which one is active (cf. StreamDiffusion's
 `UNet2DConditionModelEngine`). `unavailable_reason` says why a backend cannot run here, so
 `auto` can log every skip instead of failing silently.
+
+Adding a backend is one file here: a `Backend` subclass under `@register_backend(...)` (see
+`registry.py` for the facts it declares, and `eager.py` for the smallest example). Nothing in
+this package imports torch at import time, so the CLI can list the names cheaply; backends
+import torch (and their own libraries) when they are used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+from .registry import (
+    BackendInfo,
+    backend_aliases,
+    backend_help,
+    backend_info,
+    backend_names,
+    get_backend,
+    register_backend,
+    resolve_backend_name,
+    speed_order,
+    unregister_backend,
+)
 
-from ..cache import EngineCache
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-Runner = Callable[[torch.Tensor], torch.Tensor]
+    from ..cache import EngineCache
+
+Runner = Callable[["torch.Tensor"], "torch.Tensor"]
+
+__all__ = ["Backend", "BackendInfo", "BuildRequest", "Runner", "backend_aliases",
+           "backend_help", "backend_info", "backend_names", "cpu_has_bf16", "get_backend",
+           "register_backend", "resolve_backend_name", "speed_order",
+           "unregister_backend"]
 
 
 @dataclass(frozen=True)
@@ -32,45 +56,41 @@ class BuildRequest:
     fingerprint: str          # module_fingerprint(module): weights + graph-changing attributes
 
 
-class Backend(Protocol):
-    name: str
+class Backend:
+    """What every backend offers the engine; `@register_backend` sets `name` and `info`."""
 
-    def unavailable_reason(self, device: torch.device) -> str | None: ...
+    name: str
+    info: BackendInfo
+
+    def unavailable_reason(self, device: torch.device) -> str | None:
+        """Why this backend cannot run on `device` here, or None."""
+        return None
 
     def precisions(self, device: torch.device) -> list[torch.dtype]:
-        """Precisions this backend can run on `device`, fastest first."""
-        ...
+        """Precisions this backend can run on `device`, fastest first: the declared ones, less
+        BF16 on CPUs that would only emulate it (slower than FP32 there)."""
+        import torch
 
-    def build(self, request: BuildRequest) -> Runner: ...
+        dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+        names = self.info.precisions.get(device.type, ("fp32",))
+        if device.type == "cpu" and not cpu_has_bf16():
+            names = tuple(n for n in names if n != "bf16")
+        return [dtypes[n] for n in names]
+
+    def cached(self, request: BuildRequest) -> bool:
+        """True when the build for `request` is on disk already, so it costs a load, not a
+        build (`auto` then always takes it)."""
+        return False
+
+    def build(self, request: BuildRequest) -> Runner:
+        raise NotImplementedError
 
 
 def cpu_has_bf16() -> bool:
     """True on CPUs with native BF16 math (AVX-512-BF16 / AMX), where oneDNN runs BF16 convs
     faster than FP32; elsewhere BF16 is emulated and slower."""
+    import torch
+
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return bool(torch.backends.mkldnn.is_available() and check is not None and check())
 
-
-def _registry() -> dict[str, Backend]:
-    from .compiled import CompileBackend
-    from .eager import EagerBackend
-    from .onnx import OnnxRuntimeBackend
-    from .tensorrt import TensorRTBackend
-
-    return {b.name: b for b in (TensorRTBackend(), CompileBackend(), OnnxRuntimeBackend(),
-                                EagerBackend())}
-
-
-BACKENDS: dict[str, Backend] = _registry()
-
-# Fastest first, from `rtstyle bench` (CPU, measured here) and the published behaviour of each
-# library on NVIDIA GPUs (TensorRT and CUDA graphs; not measured in this repository).
-PREFERENCE = {
-    "cuda": ["tensorrt", "compile", "onnxruntime", "eager"],
-    "cpu": ["compile", "onnxruntime", "eager"],
-}
-DEFAULT_PREFERENCE = ["eager"]
-
-
-def preference(device: torch.device) -> list[str]:
-    return PREFERENCE.get(device.type, DEFAULT_PREFERENCE)

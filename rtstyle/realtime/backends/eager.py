@@ -2,21 +2,27 @@
 
 Runners use `no_grad`, not `inference_mode`: their outputs stay ordinary tensors, which
 downstream stages (smoothing, `to_uint8`) may modify in place.
+
+This is also the smallest backend: copy it to add one (a class, its facts in the decorator).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+from typing import TYPE_CHECKING
 
-import torch
+from . import Backend, BuildRequest, Runner, register_backend
 
-from . import BuildRequest, Runner, cpu_has_bf16
+if TYPE_CHECKING:
+    import torch
 
 
 def autocast_context(device: torch.device, dtype: torch.dtype):
     """BF16 on CPU runs under autocast: convolutions in BF16, instance norm kept in FP32, which
     keeps the colours right where casting every weight to BF16 would drift."""
+    import torch
+
     if device.type == "cpu" and dtype == torch.bfloat16:
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -27,20 +33,14 @@ def module_for(request: BuildRequest) -> torch.nn.Module:
     return copy.deepcopy(request.module).to(request.dtype).eval()
 
 
-class EagerBackend:
-    name = "eager"
-
-    def unavailable_reason(self, device: torch.device) -> str | None:
-        return None
-
-    def precisions(self, device: torch.device) -> list[torch.dtype]:
-        if device.type == "cuda":
-            return [torch.float16, torch.float32]
-        if device.type == "cpu" and cpu_has_bf16():
-            return [torch.float32, torch.bfloat16]
-        return [torch.float32]
-
+# On CPU, FP32 (the reference) first; BF16 autocast runs when asked for (`--precision bf16`).
+# No `build_seconds`: nothing to build, so `auto` never weighs it.
+@register_backend("eager", rank={"cuda": 3, "cpu": 2},
+                  precisions={"cuda": ("fp16", "fp32"), "cpu": ("fp32", "bf16")})
+class EagerBackend(Backend):
     def build(self, request: BuildRequest) -> Runner:
+        import torch
+
         device, dtype = request.device, request.dtype
         # FP32 weights for FP32 and for autocast BF16; FP16 weights on CUDA.
         module = module_for(request) if dtype == torch.float16 else request.module
