@@ -1,19 +1,21 @@
-"""Style quality: how close a style's output is to its painting, and how much photo it keeps.
+"""Style quality: how close each style's output is to its painting, and how much photo it keeps.
 
-For each style, over the evaluation photos (../shared/data/content/eval, disjoint from the
-training photos), at `--size` px long side:
+The numbers are those of `rtstyle eval quality` (`rtstyle.metrics.quality`, the definitions
+of ../shared/tools/vggmetrics.py): for each style, over the first `--limit` evaluation photos
+(../shared/data/content/eval, never trained on) at their own size,
 
-* style loss: relative Gram loss (VGG-19 relu1_1..relu4_1, the training loss without weights)
-  between the output and the style's painting, next to the same loss for the unstylized photo
-  (what "no style at all" scores);
-* content loss: relative relu2_2 feature loss between output and photo;
-* SSIM between output and photo (structure kept; 1 = identical).
+* style loss (Gram, relu1_1..relu5_1, painting at 512 px) and style_rel, next to the same
+  loss for the unstylized photo (what "no style at all" scores);
+* content loss (relu4_1) and SSIM (luma) and PSNR to the photo;
+* VGG-FID and VGG-KID between the outputs and crops of the painting.
 
-On the first `--gatys-photos` photos it also runs per-image Gatys optimisation with the same
-losses (the slow reference a feed-forward net approximates) and reports both on those photos.
+On the first `--gatys-photos` photos it also runs per-image Gatys optimisation
+(`rtstyle.models.gatys`, the slow reference a feed-forward net approximates) at `--gatys-size`
+and scores it and the net on the same downsized photos.
 
-    python benchmarks/quality.py --style monet-lite --style ukiyoe-lite
-    # prints a table, writes benchmarks/results/quality.json
+    python benchmarks/quality.py                               # every bundled style
+    python benchmarks/quality.py --style ukiyoe-lite --limit 30 --gatys-photos 2
+    # prints a table, writes benchmarks/results/quality_eval.json
 """
 
 from __future__ import annotations
@@ -23,134 +25,117 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from rtstyle.images import image_to_tensor, read_image, resize_max_side
-from rtstyle.models.loading import load_stylizer
-from rtstyle.models.registry import resolve_style
-from rtstyle.models.training.data import list_images, load_style_image
-from rtstyle.models.training.gatys import gatys_stylize
-from rtstyle.models.training.losses import (
-    PerceptualLoss,
-    content_loss,
-    ssim,
-    style_loss,
-)
-from rtstyle.models.vgg import load_vgg19
+from rtstyle.images import image_to_tensor, read_image, resize_max_side, tensor_to_image
+from rtstyle.metrics.quality import QualityMeter, evaluate_quality, image_files
+from rtstyle.models.gatys import GatysConfig, gatys_stylize
+from rtstyle.models.registry import discover, resolve_style
+from rtstyle.stills import plan_jobs, stylize_files
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
+KEYS = ("style_loss", "style_rel", "content_loss", "ssim", "psnr", "photo_style_loss")
 
 
-def measure(criterion: PerceptualLoss, out01: torch.Tensor, photo01: torch.Tensor) -> dict:
-    with torch.no_grad():
-        feats = criterion.vgg(out01, criterion.layers)
-        target = criterion.vgg(photo01, (criterion.content_layer,))[criterion.content_layer]
-        return {
-            "style": float(style_loss(feats, criterion.style_grams)),
-            "content": float(content_loss(feats[criterion.content_layer], target)),
-            "ssim": float(ssim(out01, photo01)),
-        }
-
-
-def mean_of(rows: list[dict]) -> dict:
-    return {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
-
-
-def evaluate_style(name: str, photos: list[Path], args, vgg) -> dict:
-    spec = resolve_style(name)
-    painting = args.painting or DATA / "styles" / spec.meta.get("style", {}).get("image", "")
+def painting_of(spec, override: Path | None) -> Path:
+    painting = override or DATA / "styles" / spec.meta.get("style", {}).get("image", "")
     if not painting.is_file():
-        raise SystemExit(f"{name}: painting not found ({painting}); pass --painting")
-    training = spec.meta.get("training", {})
-    style_size = int(training.get("style_size", 2 * args.size))
-    # Gatys optimises the style's own training balance; `measure` reports unweighted terms.
-    criterion = PerceptualLoss(vgg, load_style_image(painting, style_size),
-                               content_weight=float(training.get("content_weight", 1.0)),
-                               style_weight=float(training.get("style_weight", 1.0)))
-    stylizer = load_stylizer(spec, device="cpu")
+        raise SystemExit(f"{spec.full_name}: painting not found ({painting}); pass --painting")
+    return painting
 
-    net_rows, photo_rows = [], []
-    t0 = time.perf_counter()
+
+def gatys_reference(spec, painting: Path, photos: list[Path], args) -> dict:
+    """Gatys and the net on the same downsized photos, scored with the same meter."""
+    from rtstyle.models.loading import load_stylizer
+
+    meter = QualityMeter(painting, crops=2)
+    stylizer = load_stylizer(spec)
+    rows = {"gatys": [], "net": []}
+    start = time.perf_counter()
     for path in photos:
-        x = image_to_tensor(resize_max_side(read_image(path), args.size))
+        rgb = resize_max_side(read_image(path), args.gatys_size)
+        x = image_to_tensor(rgb)
+        result = gatys_stylize(x, [image_to_tensor(read_image(painting))],
+                               config=GatysConfig(steps=args.gatys_steps))
         with torch.no_grad():
-            y = stylizer(x)
-        net_rows.append(measure(criterion, y, x))
-        photo_rows.append(measure(criterion, x, x))
-    net_seconds = time.perf_counter() - t0
+            outputs = {"gatys": result.image, "net": stylizer(x)}
+        for name, y in outputs.items():
+            scores, _ = meter.measure(tensor_to_image(y).astype(np.float32),
+                                      rgb.astype(np.float32))
+            rows[name].append(scores)
+    mean = {name: {k: statistics.fmean(getattr(s, k) for s in r) for k in KEYS[:4]}
+            for name, r in rows.items() if r}
+    return {"photos": len(photos), "size": args.gatys_size, "steps": args.gatys_steps,
+            "seconds": round(time.perf_counter() - start, 1), **mean}
 
-    gatys_rows, net_small_rows = [], []
-    t0 = time.perf_counter()
-    for path in photos[: args.gatys_photos]:
-        x = image_to_tensor(resize_max_side(read_image(path), args.gatys_size))
-        ref = gatys_stylize(x, criterion, steps=args.gatys_steps)
-        gatys_rows.append(measure(criterion, ref, x))
-        with torch.no_grad():
-            net_small_rows.append(measure(criterion, stylizer(x), x))
-    gatys_seconds = time.perf_counter() - t0
-    return {
-        "style": spec.full_name,
-        "arch": spec.arch,
-        "painting": painting.name,
-        "photos": len(photos),
-        "size": args.size,
-        "photo_unstylized": mean_of(photo_rows),
-        "net": mean_of(net_rows),
-        "net_seconds": round(net_seconds, 1),
-        "gatys": {
-            "photos": len(gatys_rows),
-            "size": args.gatys_size,
-            "steps": args.gatys_steps,
-            "net": mean_of(net_small_rows) if net_small_rows else None,
-            "gatys": mean_of(gatys_rows) if gatys_rows else None,
-            "seconds": round(gatys_seconds, 1),
-        },
-        "training": {k: training.get(k) for k in ("steps", "size", "batch", "duration_s", "device")},
-    }
+
+def evaluate_style(name: str, args) -> dict:
+    from rtstyle.models.loading import load_stylizer
+
+    spec = resolve_style(name)
+    painting = painting_of(spec, args.painting)
+    photos = list(image_files(args.photos).values())[: args.limit or None]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        jobs = plan_jobs(photos, Path(tmp), spec.name)
+        for _ in stylize_files(load_stylizer(spec), jobs, torch.device("cpu")):
+            pass
+        net_seconds = time.perf_counter() - start
+        report = evaluate_quality(args.photos, Path(tmp), painting, limit=args.limit or None)
+    data = report.to_dict(per_image=False)
+    result = {"style": spec.full_name, "arch": spec.arch, "painting": painting.name,
+              "photos": data["n"], "net_seconds": round(net_seconds, 1),
+              **{k: data[k]["mean"] for k in KEYS},
+              "vgg_fid": data["vgg_fid"], "vgg_kid": data["vgg_kid"]}
+    if args.gatys_photos:
+        result["gatys_reference"] = gatys_reference(spec, painting, photos[: args.gatys_photos],
+                                                    args)
+    return result
 
 
 def print_table(results: list[dict]) -> None:
-    head = (f"{'style':<18}{'style loss photo':>17}{'net':>8}{'content':>9}{'SSIM':>7}"
-            f"{'| gatys n':>10}{'style net':>10}{'gatys':>8}{'SSIM net':>9}{'gatys':>7}")
-    print(head)
+    print(f"{'style':<20}{'style loss':>12}{'photo':>10}{'style_rel':>10}{'content':>10}"
+          f"{'SSIM':>7}{'PSNR':>7}{'VGG-FID':>10}{'VGG-KID':>10}")
     for r in results:
-        g = r["gatys"]
-        tail = ""
-        if g["gatys"]:
-            tail = (f"{g['photos']:>10}{g['net']['style']:>10.3f}{g['gatys']['style']:>8.3f}"
-                    f"{g['net']['ssim']:>9.3f}{g['gatys']['ssim']:>7.3f}")
-        print(f"{r['style']:<18}{r['photo_unstylized']['style']:>17.3f}{r['net']['style']:>8.3f}"
-              f"{r['net']['content']:>9.3f}{r['net']['ssim']:>7.3f}{tail}")
+        print(f"{r['style']:<20}{r['style_loss']:>12.0f}{r['photo_style_loss']:>10.0f}"
+              f"{r['style_rel']:>10.3f}{r['content_loss']:>10.3g}{r['ssim']:>7.3f}"
+              f"{r['psnr']:>7.2f}{r['vgg_fid']:>10.3g}{r['vgg_kid']:>10.3g}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--style", action="append", required=True, help="style name or file")
+    parser.add_argument("--style", action="append",
+                        help="style name or file (repeat; default: every bundled style)")
     parser.add_argument("--painting", type=Path, help="override the painting (one style only)")
     parser.add_argument("--photos", type=Path, default=DATA / "content" / "eval")
-    parser.add_argument("--limit", type=int, default=0, help="use only the first N photos")
-    parser.add_argument("--size", type=int, default=256, help="long side of eval photos")
-    parser.add_argument("--gatys-photos", type=int, default=2)
-    parser.add_argument("--gatys-size", type=int, default=128)
-    parser.add_argument("--gatys-steps", type=int, default=80)
+    parser.add_argument("--limit", type=int, default=10, help="the first N photos (0: all)")
+    parser.add_argument("--gatys-photos", type=int, default=0)
+    parser.add_argument("--gatys-size", type=int, default=256)
+    parser.add_argument("--gatys-steps", type=int, default=200)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quality.json")
+    parser.add_argument("--out", type=Path,
+                        default=REPO / "benchmarks" / "results" / "quality_eval.json")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    photos = list_images(args.photos)
-    if args.limit:
-        photos = photos[: args.limit]
-    vgg = load_vgg19()
-    results = [evaluate_style(name, photos, args, vgg) for name in args.style]
+    names = args.style or [s.full_name for s in discover().default_specs()
+                           if s.origin == "bundled"]
+    results = []
+    for name in names:
+        results.append(evaluate_style(name, args))
+        print(f"{name}: done", file=sys.stderr, flush=True)
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"machine": f"{platform.processor() or platform.machine()}, "
                          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+              "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:]),
+              "definitions": "rtstyle eval quality (= ../shared/tools/vggmetrics.py pairs)",
               "results": results}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from . import bench, cameras, evaluate, export, image, run, serve, styles, train
+from . import batch, bench, cameras, evaluate, export, image, run, serve, styles, train
 
 app = typer.Typer(
     name="rtstyle",
@@ -23,6 +23,7 @@ app.add_typer(styles.styles_app, name="styles")
 app.command()(image.image)
 app.command()(run.video)
 app.command()(run.webcam)
+app.command()(batch.batch)
 app.command()(cameras.cameras)
 app.command()(bench.bench)
 app.command()(serve.serve)

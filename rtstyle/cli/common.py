@@ -12,11 +12,13 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -60,7 +62,7 @@ def user_errors() -> Iterator[None]:
         with sigterm_as_interrupt():
             yield
     except RtstyleError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
     except Terminated:
         err.print("[yellow]terminated[/]")
@@ -166,3 +168,43 @@ BlendOption = Annotated[str, typer.Option(
          "frame: blend whole frames (steadiest; softens brush texture). lowpass: only colour "
          "and light follow the motion, texture stays each frame's own (cheaper).")]
 
+# Photoreal mode and spatial control (`rtstyle.realtime.finishing`); defaults as in
+# rtstyle.models.photoreal (not imported: keeps --help fast).
+PhotorealOption = Annotated[bool, typer.Option(
+    "--photoreal",
+    help="Photorealistic: each frame becomes a locally affine recolouring of the input that "
+         "best fits the stylized frame (edges and detail stay the photo's). A photo or "
+         "painting as --style is then matched by its colour statistics.")]
+PhotorealRadiusOption = Annotated[int | None, typer.Option(
+    "--photoreal-radius", min=1,
+    help="Window radius of --photoreal in pixels of the processed frame (default 8): larger "
+         "follows the style's colours more loosely.")]
+PhotorealEpsOption = Annotated[float | None, typer.Option(
+    "--photoreal-eps", min=0.0,
+    help="Regularisation of --photoreal (default 0.01): smaller keeps more of the style's "
+         "local contrast, larger only its local colour.")]
+MaskOption = Annotated[Path | None, typer.Option(
+    "--mask", help="Image: stylize where it is white, keep the input where it is black.")]
+MaskFeatherOption = Annotated[float, typer.Option(
+    "--mask-feather", min=0.0,
+    help="Soften the mask's edge over this many pixels, inside the region (the input "
+         "outside stays untouched).")]
+SegmentOption = Annotated[str | None, typer.Option(
+    "--segment",
+    help="person: stylize only the people; background: everything but the people "
+         "(MediaPipe's selfie segmentation; needs rtstyle[segment], see README).")]
+
+
+class ColorMode(str, Enum):
+    """`--preserve-color`; the names of rtstyle.models.color.COLOR_MODES (not imported: keeps
+    --help fast; tests/test_stills_quality.py checks they agree)."""
+
+    luminance = "luminance"
+    histogram = "histogram"
+
+
+PreserveColorOption = Annotated[ColorMode | None, typer.Option(
+    "--preserve-color",
+    help="Keep the photo's colours. luminance: the photo's colours exactly, only the "
+         "stylized brightness and texture; histogram: the output recoloured to the photo's "
+         "colour mean and covariance (the style's colour variation stays). Default: off.")]

@@ -71,3 +71,65 @@ def eval_temporal(
     out.print(table)
 
 
+
+
+@eval_app.command("quality")
+def eval_quality(
+    *,
+    content: Annotated[Path, typer.Option(help="Folder of the photos.")],
+    stylized: Annotated[Path, typer.Option(
+        help="Folder of the outputs: PHOTO.ext or PHOTO_anything.ext (what `rtstyle image` "
+             "writes) for each photo.")],
+    style: Annotated[Path, typer.Option("--style", help="The painting to compare with.")],
+    sheet: Annotated[Path | None, typer.Option(
+        help="Also write a contact sheet, photo | output per row: out.png, out.jpg or "
+             "out.html.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N pairs.")] = None,
+    crops: Annotated[int, typer.Option(
+        min=2, help="Random 256 px crops of the painting (at 512 px) for VGG-FID/KID.")] = 64,
+    device: Annotated[str, typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
+                      ] = "auto",
+    per_image: Annotated[bool, typer.Option(
+        "--per-image", help="With --json: every pair's numbers too.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Gram style loss to a painting, content loss, SSIM and PSNR to the photo, and
+    VGG-FID/VGG-KID against crops of the painting (definitions of vggmetrics.py)."""
+    from ..devices import resolve_device
+    from ..metrics.quality import evaluate_quality, write_contact_sheet
+
+    with user_errors():
+        dev = resolve_device(device)
+        with progress_bar(quiet=as_json) as progress:
+            task = progress.add_task("scoring", total=limit)
+            report = evaluate_quality(content, stylized, style, device=dev, limit=limit,
+                                      crops=crops, on_pair=lambda _: progress.advance(task))
+        if sheet is not None:
+            write_contact_sheet(report, sheet)
+    data = report.to_dict(per_image=per_image)
+    if sheet is not None:
+        data["sheet"] = str(sheet)
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+
+    def fmt(value, spec: str) -> str:
+        return "–" if value is None else format(value, spec)
+
+    table = Table(title=f"quality against {style.name}", title_justify="left",
+                  caption=f"{data['n']} pairs; unmatched: {len(report.unmatched_content)} photos, "
+                          f"{len(report.unmatched_stylized)} outputs")
+    table.add_column("measure")
+    table.add_column("mean", justify="right")
+    table.add_column("median", justify="right")
+    rows = (("style loss (Gram)", "style_loss", ".6g"), ("style loss, photo itself",
+            "photo_style_loss", ".6g"), ("style_rel", "style_rel", ".4f"),
+            ("content loss (relu4_1)", "content_loss", ".6g"), ("SSIM (luma)", "ssim", ".4f"),
+            ("PSNR dB", "psnr", ".2f"))
+    for label, key, spec in rows:
+        table.add_row(label, fmt(data[key]["mean"], spec), fmt(data[key]["median"], spec))
+    table.add_row("VGG-FID", fmt(report.vgg_fid, ".6g"), "")
+    table.add_row("VGG-KID", fmt(report.vgg_kid, ".6g"), "")
+    out.print(table)
+    if sheet is not None:
+        out.print(f"contact sheet: {sheet}", highlight=False)

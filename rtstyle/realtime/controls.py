@@ -2,7 +2,7 @@
 
 `apply_key` is a pure function from (state, key) to a new state, so every key binding is tested
 without a window. `StyleCycler` is the stylize callable the pipeline sees; the preview changes
-its style and strength between frames.
+its style, strength and colour preservation between frames.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..models.color import check_color_mode, preserve_color
 from ..models.stylizer import blend_strength
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,15 @@ KEYS = {
     "strength_up": (ord("+"), ord("="), 82),  # 82: up arrow
     "strength_down": (ord("-"), ord("_"), 84),  # 84: down arrow
     "side_by_side": (ord("o"),),
+    "preserve_color": (ord("c"),),
     "snapshot": (ord("s"),),
     "pause": (ord(" "),),
     "quit": (ord("q"), 27),                    # 27: Esc
 }
 KEY_HELP = ("n/p or ←/→ style   +/- or ↑/↓ strength   o original side by side   "
-            "s snapshot   space pause   q/Esc quit")
+            "c keep colours (off/luminance/histogram)   s snapshot   space pause   q/Esc quit")
+# What `c` steps through (rtstyle.models.color.COLOR_MODES, off first).
+COLOR_CYCLE = (None, "luminance", "histogram")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class ViewState:
     style_count: int = 1
     strength: float = 1.0
     side_by_side: bool = False
+    preserve_color: str | None = None
     paused: bool = False
     quit: bool = False
     snapshot_pending: bool = False
@@ -75,6 +80,9 @@ def apply_key(state: ViewState, key: int) -> ViewState:
         return replace(state, strength=round(max(0.0, state.strength - STRENGTH_STEP), 2))
     if action == "side_by_side":
         return replace(state, side_by_side=not state.side_by_side)
+    if action == "preserve_color":
+        index = COLOR_CYCLE.index(state.preserve_color) if state.preserve_color in COLOR_CYCLE else 0
+        return replace(state, preserve_color=COLOR_CYCLE[(index + 1) % len(COLOR_CYCLE)])
     if action == "snapshot":
         return replace(state, snapshot_pending=True)
     if action == "pause":
@@ -85,12 +93,13 @@ def apply_key(state: ViewState, key: int) -> ViewState:
 class StyleCycler:
     """Calls the engine of the current style and blends by strength; loads styles on first use.
 
-    Strength (`blend_strength`) is applied here, outside the engine, so it works the same for
-    every backend and a key press changes it without a rebuild.
+    Colour preservation (`rtstyle.models.color`), then strength (`blend_strength`), are applied
+    here, once, on the device, outside the engine: they work the same for every backend, and
+    a key press changes them without a rebuild.
     """
 
     def __init__(self, names: Sequence[str], load: Callable[[str], Callable],
-                 strength: float = 1.0):
+                 strength: float = 1.0, preserve_color: str | None = None):
         if not names:
             raise ValueError("StyleCycler needs at least one style")
         self.names = list(names)
@@ -98,6 +107,7 @@ class StyleCycler:
         self._engines: dict[int, Callable] = {0: load(self.names[0])}
         self.index = 0
         self.strength = strength
+        self.preserve_color = check_color_mode(preserve_color)
         self._lock = threading.Lock()
 
     @property
@@ -127,10 +137,12 @@ class StyleCycler:
     def apply(self, state) -> None:
         """Follow a `ViewState` from the preview keys."""
         self.strength = state.strength
+        self.preserve_color = state.preserve_color
         if state.style_index != self.index:
             self.select(state.style_index)
 
     def __call__(self, x01: torch.Tensor) -> torch.Tensor:
         with self._lock:
             engine = self._engines[self.index]
-        return blend_strength(x01, engine(x01), self.strength)
+        stylized = preserve_color(x01, engine(x01), self.preserve_color)
+        return blend_strength(x01, stylized, self.strength)

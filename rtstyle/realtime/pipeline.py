@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -167,13 +168,18 @@ class Pipeline:
     `smoother(stylized, source) -> stylized`, if given, runs right after it and is `reset()`
     at the start. `on_frame(stats)` is called in the main thread after each written frame.
     `max_frames` and `max_seconds` end the run as if the input had ended there.
+    Frames before `write_from` (seconds) are stylized but not written: a pre-roll that brings
+    the smoother to where a run over the whole input would have it (a part of a long file).
+    `finish(frame, source) -> frame`, if given, runs last, after smoothing (the photoreal step
+    and the mask, `rtstyle.realtime.finishing` says why there), and is `reset()` at the start.
     """
 
     def __init__(self, source: FrameSource, process: Process, sink: FrameSink, *,
                  device: torch.device,
                  live: bool = False, smoother=None, queue_size: int = 8, mirror: bool = False,
                  max_frames: int | None = None, max_seconds: float | None = None,
-                 on_frame: Callable[[PipelineStats], None] | None = None):
+                 on_frame: Callable[[PipelineStats], None] | None = None,
+                 write_from: Fraction | None = None, finish=None):
         self.source = source
         self.process = process
         self.sink = sink
@@ -184,6 +190,8 @@ class Pipeline:
         self.max_frames = max_frames
         self.max_seconds = max_seconds
         self.on_frame = on_frame
+        self.write_from = write_from
+        self.finish = finish
         self.sink_colorimetry = sink.accepts.yuv420
         source.set_frame_format(sink.accepts)
         self.uploader = DeviceUploader(device)
@@ -243,7 +251,10 @@ class Pipeline:
             y = self.process(x)
             if self.smoother is not None:
                 y = self.smoother(y, x)
-            self.outbox.put(self._output(frame, y))
+            if self.finish is not None:
+                y = self.finish(y, x)
+            if self.write_from is None or frame.pts * frame.time_base >= self.write_from:
+                self.outbox.put(self._output(frame, y))
             self.stats.processed += 1
         self.outbox.put(END)
 
@@ -281,6 +292,8 @@ class Pipeline:
         are stopped and joined on every path, so the caller can close the source and sink."""
         if self.smoother is not None and hasattr(self.smoother, "reset"):
             self.smoother.reset()
+        if self.finish is not None:
+            self.finish.reset()
         self.stats = PipelineStats()
         try:
             for thread in self._threads:

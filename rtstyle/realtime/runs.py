@@ -30,7 +30,10 @@ import torch
 from ..devices import resolve_device
 from ..errors import UserInputError
 from ..geometry import target_size
+from ..images import IMAGE_SUFFIXES
+from ..models.color import check_color_mode
 from .controls import StyleCycler, ViewState
+from .finishing import make_finish
 from .frames import VideoInfo
 from .pipeline import Pipeline, PipelineStats
 from .sinks import (
@@ -84,7 +87,13 @@ class StyleSettings:
 
     `styles` holds one name or file for a file run; a live run may cycle through several.
     `strength` has one meaning everywhere (`rtstyle.models.stylizer.blend_strength`).
-    `smooth` 0 turns temporal smoothing off.
+    `smooth` 0 turns temporal smoothing off. `preserve_color` ("luminance" or "histogram";
+    `rtstyle.models.color`) keeps the input's colours, applied with strength in `StyleCycler`.
+    `photoreal` makes each frame a locally affine recolouring of its input (radius in pixels,
+    eps; `rtstyle.models.photoreal`); with it, a photo or painting as a style is matched by
+    its colour statistics. `mask` (an image, white = stylize, feathered inward over
+    `mask_feather` px) or `segment` ("person" or "background") limits where the style goes
+    (`rtstyle.realtime.finishing`).
     """
 
     styles: tuple[str, ...]
@@ -95,6 +104,13 @@ class StyleSettings:
     precision: str = "auto"
     smooth: float = DEFAULT_STRENGTH
     smooth_blend: str = "auto"
+    photoreal: bool = False
+    photoreal_radius: int | None = None
+    photoreal_eps: float | None = None
+    mask: Path | None = None
+    mask_feather: float = 0.0
+    segment: str | None = None
+    preserve_color: str | None = None
 
 
 @dataclass
@@ -117,6 +133,7 @@ class RunReport:
     first_frame_s: float | None
     stats: PipelineStats
     warning: str | None = None
+    finishing: str | None = None
 
     def to_dict(self) -> dict:
         return {"input": self.input, "output": self.output, "size": list(self.size),
@@ -126,7 +143,7 @@ class RunReport:
                 **self.stats.as_dict(),
                 "first_frame_s": None if self.first_frame_s is None
                 else round(self.first_frame_s, 3),
-                "warning": self.warning}
+                "warning": self.warning, "finishing": self.finishing}
 
 
 class StyledRun:
@@ -139,6 +156,7 @@ class StyledRun:
             raise UserInputError("no style given")
         self.settings = settings
         self.on_status = on_status
+        check_color_mode(settings.preserve_color)
         self.device = resolve_device(settings.device)
         self.started_at = time.monotonic()
         self.process: StyleCycler | None = None
@@ -148,6 +166,7 @@ class StyledRun:
         self.size: tuple[int, int] = (0, 0)
         self.backend_label: str | None = None
         self.warmup_s = 0.0
+        self.finish = None
 
     def _load_styles(self, expected_frames: int | None) -> None:
         """Load the first style now (a bad name or file fails here, before any warm-up); the
@@ -156,14 +175,23 @@ class StyledRun:
         from .engine import InferenceEngine
 
         s = self.settings
+        # The finishing steps first: a missing mask or segmentation model fails before a style.
+        self.finish = make_finish(photoreal=s.photoreal, radius=s.photoreal_radius,
+                                  eps=s.photoreal_eps, mask=s.mask, mask_feather=s.mask_feather,
+                                  segment=s.segment, device=self.device)
 
         def load(name: str):
+            if s.photoreal and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                from ..models.photoreal import load_reference_style
+
+                return load_reference_style(name, device=self.device)
             stylizer = load_stylizer(name, device=self.device, style_image=s.style_image)
             return InferenceEngine(stylizer, self.device, backend=s.backend,
                                    precision=s.precision, on_status=self.on_status,
                                    expected_frames=expected_frames)
 
-        self.process = StyleCycler(list(s.styles), load, strength=s.strength)
+        self.process = StyleCycler(list(s.styles), load, strength=s.strength,
+                                   preserve_color=s.preserve_color)
         self.smoother = make_smoother(
             s.smooth, blend=s.smooth_blend,
             steady=lambda: bool(self.process is not None and self.process.steady_generator))
@@ -205,6 +233,7 @@ class StyledRun:
             smooth_blend=self.smoother.active_blend if self.smoother is not None else None,
             warmup_s=self.warmup_s, wall_s=time.monotonic() - self.started_at,
             first_frame_s=first, stats=stats,
+            finishing=self.finish.describe() if self.finish is not None else None,
             warning=self.source.problems() if self.source is not None else None)
 
 
@@ -269,7 +298,8 @@ class VideoRun(StyledRun):
             self.pipeline = Pipeline(source, self.process, sink, device=self.device,
                                      smoother=self.smoother, max_frames=self.max_frames,
                                      on_frame=on_frame,
-                                     write_from=self.span.start if self.span else None)
+                                     write_from=self.span.start if self.span else None,
+                                     finish=self.finish)
             self.pipeline.run()
         report = self.report()
         if report.warning:
@@ -356,7 +386,8 @@ class LiveRun(StyledRun):
         info, (width, height), output = self.source.info, self.size, self.output
         if output == "window":
             state = ViewState(style_count=len(self.settings.styles),
-                              strength=self.settings.strength)
+                              strength=self.settings.strength,
+                              preserve_color=self.settings.preserve_color)
             return PreviewSink(state, on_change=self._on_view_change)
         if output == "vcam":
             fps = float(info.rate) if info.rate else 30.0
@@ -375,7 +406,7 @@ class LiveRun(StyledRun):
         self.pipeline = Pipeline(self.source, self.process, self.sink, device=self.device,
                                  live=True, smoother=self.smoother, mirror=self.mirror,
                                  max_frames=self.max_frames, max_seconds=self.duration,
-                                 on_frame=on_frame)
+                                 on_frame=on_frame, finish=self.finish)
         self.pipeline.run()
         return self.report()
 

@@ -243,18 +243,22 @@ class FileSink(SinkLifetime):
     The file is written beside the target under a hidden temporary name and renamed when it is
     complete, so the target is either absent, the old file, or a finished video; never half of
     one. Default codec: H.264 (libx264, yuv420p, CRF 18), which every player and editor reads.
+    `exact_timestamps` writes them as they come, B-frame decode times before 0 included, where
+    FFmpeg would otherwise shift a whole stream to start at 0 (for a part joined later).
     """
 
     def __init__(self, target: str | Path, info: VideoInfo, *, width: int | None = None,
                  height: int | None = None, codec: str | None = None, crf: int | None = None,
                  preset: str | None = None, pix_fmt: str | None = None,
-                 audio_from: Path | None = None, overwrite: bool = False):
+                 audio_from: Path | None = None, overwrite: bool = False,
+                 exact_timestamps: bool = False):
         self.target = Path(target).expanduser()
         check_output(self.target, overwrite)
         self.width, self.height = width or info.width, height or info.height
         self.temp = self.target.with_name(f".{self.target.stem}.partial{self.target.suffix}")
         try:
-            self.container = av.open(str(self.temp), "w")
+            self.container = av.open(str(self.temp), "w", container_options={
+                "avoid_negative_ts": "disabled"} if exact_timestamps else None)
         except (ValueError, av.error.FFmpegError) as exc:
             self.temp.unlink(missing_ok=True)
             raise UserInputError(f"cannot write a video named {self.target.name}: {exc} "
@@ -454,7 +458,8 @@ class PreviewSink(SinkLifetime):
     """An OpenCV window showing the stylized video, driven by single keys (see `controls`).
 
     Runs in the main thread, where every OS lets a GUI toolkit draw. `on_change` receives the
-    new `ViewState` after a key changes style or strength, so the caller can switch models.
+    new `ViewState` after a key changes style, strength or colour preservation, so the caller
+    can switch models.
     The window opens with the first frame.
     """
 
@@ -516,7 +521,8 @@ class PreviewSink(SinkLifetime):
         if new.snapshot_pending:
             self._save_snapshot()
             new = new.consumed_snapshot()
-        changed = (new.style_index, new.strength) != (self.state.style_index, self.state.strength)
+        watched = ("style_index", "strength", "preserve_color")
+        changed = any(getattr(new, k) != getattr(self.state, k) for k in watched)
         self.state = new
         if changed and self.on_change is not None:
             self.on_change(new)

@@ -103,6 +103,7 @@ class FileSource:
         self.truncated = False
         self.reached_end = False
         self.reconnects = 0
+        self.span: tuple[Fraction | None, Fraction | None] | None = None
         self._container = self._open()
         self.info = self._describe(self._container)
 
@@ -213,6 +214,13 @@ class FileSource:
                         "row and column are" if self.info.width % 2 and self.info.height % 2
                         else "row is" if self.info.height % 2 else "column is", width, height)
 
+    def set_span(self, start: Fraction | None, end: Fraction | None) -> None:
+        """Read only the frames whose time (seconds) is in [start, end); None is the file's own
+        start or end. Decoding starts at the keyframe before `start` (a part of a long file)."""
+        if self.path is None:
+            raise MediaError(f"{self.spec}: only a file can be read from a given time")
+        self.span = (start, end)
+
     def set_frame_format(self, fmt: FrameFormat) -> None:
         """When the frames end in a 4:2:0 encoder, 8-bit 4:2:0 pictures travel on as planes
         (`Frame.yuv`) and are converted on the device; otherwise swscale gives RGB."""
@@ -267,6 +275,30 @@ class FileSource:
                 continue
             yield from pictures
 
+    def _decoded_from(self, container, start: Fraction | None) -> Iterator[av.VideoFrame]:
+        """Decoded pictures from the keyframe at or before `start` seconds (None: the beginning).
+
+        Some indexes hold decode times, so a seek can land on a keyframe just after `start`;
+        then it seeks again, further back, until the first picture is not late.
+        """
+        if not start:
+            yield from self._decoded(container)
+            return
+        stream = container.streams.video[0]
+        back = Fraction(0)
+        while True:
+            target = max(start - back, Fraction(0))
+            container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            pictures = self._decoded(container)
+            first = next(pictures, None)
+            if first is None or first.pts is None or target == 0 \
+                    or first.pts * Fraction(first.time_base) <= start:
+                if first is not None:
+                    yield first
+                yield from pictures
+                return
+            back = back * 2 or Fraction(1)
+
     def _containers(self, stop: threading.Event) -> Iterator:
         """The open container, then fresh ones while `--reconnect` keeps a stream alive."""
         container = self._container
@@ -294,7 +326,8 @@ class FileSource:
         last_pts = None
         for container in self._containers(stop):
             offset = None  # a reconnected stream may restart its clock; keep ours increasing
-            for av_frame in self._decoded(container):
+            start, end = self.span or (None, None)
+            for av_frame in self._decoded_from(container, start):
                 if stop.is_set():
                     return
                 time_base = Fraction(av_frame.time_base or info.time_base)
@@ -304,6 +337,10 @@ class FileSource:
                 if offset is None:
                     offset = last_pts + 1 - pts if last_pts is not None and pts <= last_pts else 0
                 pts += offset
+                if start is not None and pts * time_base < start:
+                    continue  # decoded from the keyframe before the span, not part of it
+                if end is not None and pts * time_base >= end:
+                    break
                 last_pts = pts
                 if pace:
                     seconds = float(pts * time_base)
@@ -328,7 +365,7 @@ class FileSource:
         elif self.truncated:
             parts.append("the input ended early (truncated or corrupt)")
         declared = self.info.frames
-        if declared and self.reached_end and self.frames_decoded < declared:
+        if declared and self.reached_end and self.span is None and self.frames_decoded < declared:
             # The container declared more frames than could be read: cut off or damaged.
             parts.append(f"{self.frames_decoded} of {declared} frames decoded "
                          "(the file looks truncated or damaged)")
