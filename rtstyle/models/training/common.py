@@ -123,6 +123,14 @@ def weights_to_fine_tune(style: str, arch: str,
             if not (frozen and k.startswith(frozen))}
 
 
+def wait_for_all_ranks(ctx: DistributedContext) -> None:
+    """Hold every rank until the main one has exported: a rank that tears its process group
+    down while the others still talk to it aborts in gloo ("terminate called without an
+    active exception") and torchrun reports the whole run as failed."""
+    if ctx.world_size > 1 and dist.is_initialized():
+        dist.barrier()
+
+
 def finish_distributed(ctx: DistributedContext) -> None:
     if ctx.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()

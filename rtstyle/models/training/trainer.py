@@ -44,6 +44,7 @@ from .common import (
     load_checkpoint,
     resolve_precision,
     save_checkpoint,
+    wait_for_all_ranks,
     write_grid,
 )
 from .configs import RunSettings
@@ -252,6 +253,8 @@ def _train(steps: ArchSteps, run: TrainingRun, fingerprint: dict,
             checkpoint(step, duration, losses)
             _write_sample(steps, run, "final.png")
             path = _export(steps, run, fingerprint, step, losses, duration)
+        wait_for_all_ranks(ctx)
+        run.model = None  # DDP's reducer goes before the process group it holds
     finally:
         scalars.close()
     return TrainResult(path, step, losses, duration, str(run.device), run.work, ctx.world_size)
