@@ -13,7 +13,7 @@ recorded too. Reported: the loss each reaches after 60 s (and 30, 120), and for 
 taken from pastiche's own run (its loss after 30, 60, 120 s and at its last step) the time
 each needs to get there and the ratio.
 
-    python benchmarks/gatys_vs_pastiche.py                      # 512 px, ~25 min
+    python benchmarks/gatys_vs_pastiche.py                      # 512 px, ~20 min CPU
     python benchmarks/gatys_vs_pastiche.py --size 256 --pastiche-steps 100   # a quick look
 """
 
@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tv-weight", type=float, default=defaults.tv_weight)
     parser.add_argument("--coarse-steps", type=int, default=60,
                         help="rtstyle iterations at the coarse level (then up to the budget)")
+    parser.add_argument("--fast-coarse-steps", type=int, default=0,
+                        help="the same for the --init fast run; 0: no coarse level (a net's "
+                             "output already has the painting's coarse structure, which is "
+                             "what the coarse level is for: 0 was fastest, then 15, 30, 60)")
     parser.add_argument("--ablation-budget", type=float, default=120.0,
                         help="CPU seconds for the fp32 single-size run")
     parser.add_argument("--threads", type=int, default=1)
@@ -202,22 +206,26 @@ def main(argv: list[str] | None = None) -> int:
     budget = p_trace[-1]["cpu_s"]
     weights = {"content_weight": args.content_weight, "style_weight": args.style_weight,
                "tv_weight": args.tv_weight}
-    long_fine = 10_000 / args.coarse_steps
     runs = {
-        "rtstyle": (GatysConfig(steps=args.coarse_steps, refine=long_fine, **weights), "photo",
-                    budget),
-        "rtstyle --init fast": (GatysConfig(steps=args.coarse_steps, refine=long_fine, **weights),
-                                f"fast:{args.init_style}", budget),
+        "rtstyle": (GatysConfig(steps=args.coarse_steps, refine=10_000 / args.coarse_steps,
+                                **weights), "photo", budget),
+        "rtstyle --init fast": (
+            GatysConfig(steps=args.fast_coarse_steps, refine=10_000 / args.fast_coarse_steps,
+                        **weights) if args.fast_coarse_steps else
+            GatysConfig(steps=10_000, levels=1, **weights), f"fast:{args.init_style}", budget),
         "rtstyle, CLI defaults": (GatysConfig(**weights), "photo", budget),
         "rtstyle fp32, one size (ablation)": (
             GatysConfig(steps=10_000, levels=1, precision="fp32", **weights), "photo",
             min(budget, args.ablation_budget)),
     }
     traces = {"pastiche": p_trace}
+    loads = {"pastiche": [load_before, os.getloadavg()]}
     for name, (config, init, limit) in runs.items():
         print(name, flush=True)
+        before = os.getloadavg()
         traces[name] = run_rtstyle(name, photo, painting, config, judge, args, init=init,
                                    budget=limit, target=target, vgg=vgg)
+        loads[name] = [before, os.getloadavg()]
 
     targets = {f"pastiche at {s:.0f} s": loss_at(p_trace, s) for s in CHECKPOINTS
                if s < budget}
@@ -239,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         "size": [w, h], "painting_size": list(painting.shape[-1:-3:-1]),
         "loss_weights": weights, "pastiche_steps": args.pastiche_steps,
         "rtstyle_coarse_steps": args.coarse_steps,
+        "rtstyle_fast_coarse_steps": args.fast_coarse_steps,
         "machine": machine(), "load_average_before_after": [load_before, os.getloadavg()],
+        "load_average_per_run": loads,
         "summary": summary,
         "traces": {name: t for name, t in traces.items()},
     }

@@ -107,3 +107,66 @@ def test_coarse_to_fine_levels():
     assert level_sizes(1024, 768) == [(256, 192), (512, 384), (1024, 768)]
     assert level_sizes(512, 384) == [(256, 192), (512, 384)]
     assert level_sizes(67, 50) == [(67, 50)]
+
+
+def _layouts(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The same picture as a contiguous, a channels-last, a transposed-back and a sliced tensor."""
+    wide = torch.zeros(1, 3, x.shape[-2], 2 * x.shape[-1])
+    wide[..., ::2] = x
+    return {"contiguous": x,
+            "channels_last": x.contiguous(memory_format=torch.channels_last),
+            "permuted": x.transpose(-1, -2).contiguous().transpose(-1, -2),
+            "sliced": wide[..., ::2]}
+
+
+def test_lbfgs_takes_a_picture_of_any_memory_layout(photo, wave):
+    """Regression: L-BFGS flattens gradients with `grad.view(-1)`, which fails on a picture that
+    is not contiguous (a channels-last net output, a transposed or sliced tensor) at any level
+    of the pyramid; `pixel_variable` hands it a contiguous copy and `lbfgs` refuses others."""
+    from rtstyle.models.deep_photo import DeepPhotoConfig, deep_photo_stylize
+    from rtstyle.models.lbfgs import lbfgs, pixel_variable
+
+    x = image_to_tensor(read_image(photo))
+    painting = image_to_tensor(resize_max_side(read_image(wave), 48))
+    vgg = load_vgg19().use_caffe_borders()
+    gatys_config = GatysConfig(steps=2, levels=2, precision="fp32")
+    dpst_config = DeepPhotoConfig(steps=2, levels=2, max_side=64)
+    reference = {}
+    for name, picture in _layouts(x).items():
+        assert name == "contiguous" or not picture.is_contiguous()
+        for init in ("photo", picture.flip(-1)):  # a start picture in the same layout
+            out = gatys_stylize(picture, [painting.contiguous(memory_format=torch.channels_last)],
+                                config=gatys_config, init=init, vgg=vgg).image
+            key = "gatys " + ("photo" if isinstance(init, str) else "image")
+            reference.setdefault(key, out)
+            assert out.shape == x.shape and torch.allclose(out, reference[key], atol=1e-3), name
+        out = deep_photo_stylize(picture, painting.transpose(-1, -2), config=dpst_config,
+                                 vgg=vgg).image
+        reference.setdefault("deep photo", out)
+        assert out.shape == x.shape and torch.allclose(out, reference["deep photo"], atol=1e-3)
+
+    variable = pixel_variable(x.contiguous(memory_format=torch.channels_last))
+    assert variable.is_contiguous() and variable.is_leaf and variable.requires_grad
+    with pytest.raises(ValueError, match="contiguous"):
+        lbfgs(x.transpose(-1, -2).requires_grad_(True), history_size=5)
+
+
+def test_photoreal_finishes_a_mix_of_nets(photo, wave, tmp_path):
+    """--photoreal after mixed nets: the locally affine fit runs on the blended output, so a
+    mix of weight 1 and 0 is the single style with --photoreal."""
+    def stylize(name, *args):
+        out = tmp_path / f"{name}.png"
+        result = runner.invoke(app, ["image", str(photo), "-o", str(out), "--device", "cpu",
+                                     "--photoreal", *args])
+        assert result.exit_code == 0, result.output
+        return read_image(out)
+
+    monet = stylize("monet", "--style", "monet")
+    assert np.array_equal(stylize("m10", "--style", "monet", "--style", "ukiyoe",
+                                  "--mix", "1,0"), monet)
+    half = stylize("half", "--style", "monet", "--style", "ukiyoe")
+    assert half.shape == monet.shape and not np.array_equal(half, monet)
+
+    result = runner.invoke(app, ["image", str(photo), "--style", str(wave), "--style",
+                                 str(wave), "--photoreal", "-o", str(tmp_path / "dpst.png")])
+    assert result.exit_code == 2 and "takes one reference" in result.output

@@ -14,6 +14,7 @@ from rtstyle.models.vgg import load_vgg19
 SMALL = {
     "johnson": {"channels": 4, "n_res": 1},
     "johnson-lite": {},
+    "johnson-mid": {"channels": 4, "n_res": 1, "n_styles": 2},
     "cyclegan": {"ngf": 4, "n_blocks": 1},
 }
 SIZES = [(48, 64), (41, 67), (137, 241), (17, 9)]
@@ -68,7 +69,7 @@ def test_sanet_alpha_zero_ignores_style():
 
 
 def test_every_registered_arch_is_covered():
-    assert set(ARCHITECTURES) == set(SMALL) | {"sanet"}
+    assert set(ARCHITECTURES) == set(SMALL) | {"sanet", "adain"}
 
 
 @settings(max_examples=60, deadline=None)
@@ -117,7 +118,7 @@ def test_registered_facts_match_the_networks():
         assert info.input_range in VALUE_RANGES and info.value_range.name == info.input_range
         assert info.stride_multiple == info.build.stride_multiple
         assert info.precisions and set(info.precisions) <= {"fp32", "fp16", "bf16"}
-    assert [n for n, i in ARCHITECTURES.items() if i.needs_style_image] == ["sanet"]
+    assert [n for n, i in ARCHITECTURES.items() if i.needs_style_image] == ["sanet", "adain"]
 
 
 @pytest.mark.parametrize("arch", sorted(SMALL))

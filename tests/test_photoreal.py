@@ -22,10 +22,10 @@ from rtstyle.images import (
     tensor_to_image,
     write_image,
 )
+from rtstyle.models.guided import box_filter
 from rtstyle.models.photoreal import (
     ColorStatisticsTransfer,
     PhotorealSettings,
-    box_filter,
     guided_coefficients,
     lab_moments,
     lab_to_rgb,

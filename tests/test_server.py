@@ -115,6 +115,7 @@ def test_styles_list_the_installed_ones_with_their_pictures(tmp_path, rtstyle_ho
     ("BMP", {}, "PNG", (67, 41)),
     ("JPEG", {"format": "webp", "max_side": 33}, "WEBP", (33, 20)),
     ("PNG", {"size": "134x-1"}, "PNG", (134, 82)),
+    ("PNG", {"style_scale": "0.5"}, "PNG", (67, 41)),
 ])
 def test_stylize_returns_the_image_same_size_and_format(tmp_path, tiny_styles, fmt, fields,
                                                         want_format, want_size):
@@ -126,6 +127,13 @@ def test_stylize_returns_the_image_same_size_and_format(tmp_path, tiny_styles, f
         assert response.headers["x-rtstyle-style"] == "tiny.v1"
         assert 'filename="my_photo-tiny.' in response.headers["content-disposition"]
         assert leftovers(state) == []
+
+
+def test_a_bad_style_scale_is_a_400(tmp_path, tiny_styles):
+    with serving(tmp_path) as (client, _):
+        response = stylize(client, image_bytes(), style_scale="0")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("style_scale must be a number in (0, 4]")
 
 
 def test_strength_zero_gives_back_the_input(tmp_path, tiny_styles):

@@ -126,6 +126,7 @@ class StillTask:
     def perform(self, ctx: WorkerContext) -> int:
         from ..devices import resolve_device
         from ..images import read_image, write_image
+        from ..models.style_scale import with_style_scale
         from ..stills import stylize_rgb
 
         _check_input(self.source)
@@ -135,7 +136,8 @@ class StillTask:
             raise InjectedFailure(f"{FAIL_ONCE_ENV} flag for {self.source.name}")
         s, g = ctx.recipe.settings, ctx.recipe.geometry
         device = resolve_device(s.device)
-        stylizer = _stylizer(s.styles[0], s.style_image, str(device))
+        stylizer = with_style_scale(_stylizer(s.styles[0], s.style_image, str(device)),
+                                    s.style_scale)
         rgb = stylize_rgb(stylizer, read_image(self.source), device, size=g.size,
                           scale=g.scale, max_side=g.max_side, strength=s.strength)
         work = self.scratch / self.target.name

@@ -32,6 +32,7 @@ from .common import (
     SmoothOption,
     StyleImageOption,
     StyleOption,
+    StyleScaleOption,
     err,
     out,
     user_errors,
@@ -196,6 +197,7 @@ def batch(
     ray_address: Annotated[str | None, typer.Option(
         help="An existing Ray cluster (implies --ray): auto (the one this machine joined with "
              "`ray start`), HOST:6379, or ray://HOST:10001 (Ray Client).")] = None,
+    style_scale: StyleScaleOption = "1",
     as_json: JsonOption = False,
 ) -> None:
     """Stylize many videos and images into a folder, here or on a Ray cluster."""
@@ -203,13 +205,14 @@ def batch(
     from ..batch.runner import BatchRunner
     from ..batch.work import Recipe
     from ..geometry import parse_size
+    from ..models.style_scale import parse_style_scale
     from ..realtime.runs import Geometry, StyleSettings
 
     with user_errors():
         settings = StyleSettings(
             styles=(style,), style_image=style_image, strength=strength, device=device,
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
-            smooth_blend=smooth_blend)
+            smooth_blend=smooth_blend, style_scale=parse_style_scale(style_scale))
         recipe = Recipe(settings, Geometry(parse_size(size), scale, max_side), codec=codec,
                         crf=crf, preset=preset, max_frames=max_frames)
         on_ray = ray or ray_address is not None

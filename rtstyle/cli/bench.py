@@ -71,7 +71,7 @@ def bench(
         callback=check_style)] = None,
     arch: Annotated[str | None, typer.Option(
         "--arch", help="Time this architecture with random weights instead of a style: "
-                       "johnson, johnson-lite, cyclegan, sanet.")] = None,
+                       "johnson, johnson-mid, johnson-lite, cyclegan, sanet.")] = None,
     style_image: StyleImageOption = None,
     device: DeviceOption = "auto",
     size: Annotated[list[str] | None, typer.Option(

@@ -107,7 +107,7 @@ StyleOption = Annotated[
 ]
 StyleImageOption = Annotated[
     Path | None,
-    typer.Option("--style-image", help="Painting for an arbitrary-style (SANet) model."),
+    typer.Option("--style-image", help="Painting for an arbitrary-style (AdaIN or SANet) model."),
 ]
 DeviceOption = Annotated[
     str, typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
@@ -193,6 +193,13 @@ SegmentOption = Annotated[str | None, typer.Option(
     "--segment",
     help="person: stylize only the people; background: everything but the people "
          "(MediaPipe's selfie segmentation; needs rtstyle[segment], see README).")]
+# `--style-scale`: parsed by rtstyle.models.style_scale.parse_style_scale inside the error
+# boundary (a bad value is one line and exit code 2; not imported here: keeps --help fast).
+StyleScaleOption = Annotated[str, typer.Option(
+    "--style-scale", metavar="S|auto",
+    help="Run the style network on the frame scaled by S (0 < S <= 4) and bring the result "
+         "back with edge-aware (guided) upsampling: strokes 1/S times larger, edges sharp, "
+         "network cost x S². auto: the network sees the style's training size. 1 = off.")]
 
 
 class ColorMode(str, Enum):

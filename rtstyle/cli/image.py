@@ -19,6 +19,7 @@ from .common import (
     PhotorealRadiusOption,
     PreserveColorOption,
     StyleImageOption,
+    StyleScaleOption,
     check_style,
     complete_style,
     err,
@@ -104,6 +105,7 @@ def image(
                       "(default 10).")] = None,
     mask: MaskOption = None,
     mask_feather: MaskFeatherOption = 0.0,
+    style_scale: StyleScaleOption = "1",
     as_json: JsonOption = False,
 ) -> None:
     """Stylize one or more images, or every image in a folder.
@@ -117,18 +119,27 @@ def image(
     from ..images import IMAGE_SUFFIXES
     from ..models.loading import load_stylizer
     from ..models.mixing import parse_mix
+    from ..models.style_scale import parse_style_scale, with_style_scale
     from ..realtime.finishing import make_finish
     from ..stills import plan_jobs, stylize_files
 
     with user_errors():
         dev = resolve_device(device)
+        stroke_scale = parse_style_scale(style_scale)
         geometry = {"size": parse_size(size), "scale": scale, "max_side": max_side}
         color = preserve_color.value if preserve_color is not None else None
         photo_style = Path(styles[0]).suffix.lower() in IMAGE_SUFFIXES
+        if stroke_scale != 1.0 and (method is Method.gatys or (photoreal and photo_style)):
+            raise UserInputError("--style-scale is for the fast method (a style network)")
         if photoreal and (method is Method.gatys or photo_style):
             # Deep Photo Style Transfer: the Gatys objective plus the matting Laplacian.
             if len(styles) > 1:
-                raise UserInputError("--photoreal takes one --style")
+                # DPST matches one reference's regions; mixing several references would need
+                # their region maps paired with each other. Mixing nets is a fast-method thing.
+                raise UserInputError(
+                    "--photoreal with a photo or painting as --style takes one reference; to "
+                    "mix styles photorealistically, mix style names (--style a --style b --mix "
+                    "0.3,0.7 --photoreal)")
             written = _deep_photo(inputs, output, Path(styles[0]), dev, geometry, overwrite,
                                   content_mask, style_mask, steps, mask, mask_feather, as_json)
             if as_json:
@@ -148,15 +159,14 @@ def image(
             settings = GatysStill(
                 [Path(s) for s in styles], mix=parse_mix(mix), init=init.value,
                 init_style=init_style, strength=strength, preserve_color=color,
-                config=GatysConfig(steps=200 if steps is None else steps, **{k: v for k, v in (
-                    ("style_weight", style_weight), ("content_weight", content_weight),
-                    ("tv_weight", tv_weight)) if v is not None}),
+                config=GatysConfig(**{k: v for k, v in (
+                    ("steps", steps), ("style_weight", style_weight),
+                    ("content_weight", content_weight), ("tv_weight", tv_weight))
+                    if v is not None}),
                 **geometry)
             _gatys(inputs, output, settings, dev, overwrite, as_json)
             return
         style = styles[0]
-        if len(styles) > 1 and photoreal:
-            raise UserInputError("--photoreal takes one --style")
         if content_mask is not None or style_mask is not None:
             raise UserInputError("--content-mask and --style-mask need --photoreal and a "
                                  "reference image as --style")
@@ -169,6 +179,9 @@ def image(
         label = Path(style).stem if painting else stylizer.name.rsplit(".", 1)[0]
         if len(styles) > 1 or mix is not None:
             stylizer, label = _mixed(styles, parse_mix(mix), dev, style_image)
+        # The network runs on the photo scaled by --style-scale; guided upsampling brings it
+        # back to the photo's size (`rtstyle.models.style_scale`).
+        stylizer = with_style_scale(stylizer, stroke_scale)
         jobs = plan_jobs(list(inputs), output, label, overwrite=overwrite)
         written = []
         with progress_bar(quiet=as_json or len(jobs) < 2) as progress:
@@ -213,16 +226,20 @@ def _deep_photo(inputs, output, reference: Path, dev, geometry, overwrite, conte
 
 
 def _mixed(styles: list[str], weights, dev, style_image):
-    """Several nets as one: their outputs blended by weight (`MixedStylizer`)."""
-    from ..models.loading import load_stylizer
+    """Several styles as one (`load_style_mix`): paintings through AdaIN mix their feature
+    statistics; other nets blend their outputs by weight (`MixedStylizer`)."""
+    from ..images import IMAGE_SUFFIXES
+    from ..models.loading import load_style_mix
     from ..models.mixing import MixedStylizer, mix_weights
 
     weights = mix_weights(weights, len(styles))
-    nets = [load_stylizer(s, device=dev, style_image=style_image) if w > 0 else None
-            for s, w in zip(styles, weights, strict=True)]
-    kept = [(n, w) for n, w in zip(nets, weights, strict=True) if n is not None]
-    label = "+".join(n.name.rsplit(".", 1)[0] for n, _ in kept)
-    return MixedStylizer([n for n, _ in kept], [w for _, w in kept]), label
+    stylizer = load_style_mix(styles, weights, device=dev, style_image=style_image)
+    if isinstance(stylizer, MixedStylizer):
+        label = "+".join(n.name.rsplit(".", 1)[0] for n in stylizer.stylizers)
+    else:
+        label = "+".join(Path(s).stem if Path(s).suffix.lower() in IMAGE_SUFFIXES else s
+                         for s, w in zip(styles, weights, strict=True) if w > 0)
+    return stylizer, label
 
 
 def _gatys(inputs, output, settings, dev, overwrite: bool, as_json: bool) -> None:

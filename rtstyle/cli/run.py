@@ -35,6 +35,7 @@ from .common import (
     SmoothOption,
     StyleImageOption,
     StyleOption,
+    StyleScaleOption,
     check_style,
     complete_style,
     err,
@@ -80,6 +81,8 @@ def _summary(title: str, report, smooth_blend: str) -> Table:
     if live and info["latency_ms_p50"] is not None:
         rows.append(("latency p50 / p99",
                      f"{info['latency_ms_p50']:.0f} / {info['latency_ms_p99']:.0f} ms"))
+    if report.style_scale:
+        rows.append(("style scale", report.style_scale))
     if report.finishing:
         rows.append(("finishing", report.finishing))
     rows.append(("warm-up", f"{report.warmup_s:.1f} s"))
@@ -134,10 +137,12 @@ def video(
     mask: MaskOption = None,
     mask_feather: MaskFeatherOption = 0.0,
     segment: SegmentOption = None,
+    style_scale: StyleScaleOption = "1",
     as_json: JsonOption = False,
 ) -> None:
     """Stylize a video file, keeping every frame, the timing and the audio."""
     from ..geometry import parse_size
+    from ..models.style_scale import parse_style_scale
     from ..realtime.runs import Geometry, StyleSettings, VideoRun
 
     with user_errors():
@@ -146,7 +151,8 @@ def video(
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
             smooth_blend=smooth_blend, photoreal=photoreal, photoreal_radius=photoreal_radius,
             photoreal_eps=photoreal_eps, mask=mask, mask_feather=mask_feather, segment=segment,
-            preserve_color=preserve_color.value if preserve_color is not None else None)
+            preserve_color=preserve_color.value if preserve_color is not None else None,
+            style_scale=parse_style_scale(style_scale))
         run = VideoRun(source, target, settings,
                        geometry=Geometry(parse_size(size), scale, max_side), codec=codec,
                        crf=crf, preset=preset, overwrite=overwrite, max_frames=max_frames,
@@ -217,10 +223,12 @@ def webcam(
     mask: MaskOption = None,
     mask_feather: MaskFeatherOption = 0.0,
     segment: SegmentOption = None,
+    style_scale: StyleScaleOption = "1",
     as_json: JsonOption = False,
 ) -> None:
     """Stylize a camera live, to a window, a virtual camera, a network stream or a file."""
     from ..geometry import parse_size
+    from ..models.style_scale import parse_style_scale
     from ..realtime.controls import KEY_HELP
     from ..realtime.runs import Geometry, LiveRun, StyleSettings
 
@@ -230,7 +238,8 @@ def webcam(
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
             smooth_blend=smooth_blend, photoreal=photoreal, photoreal_radius=photoreal_radius,
             photoreal_eps=photoreal_eps, mask=mask, mask_feather=mask_feather, segment=segment,
-            preserve_color=preserve_color.value if preserve_color is not None else None)
+            preserve_color=preserve_color.value if preserve_color is not None else None,
+            style_scale=parse_style_scale(style_scale))
         run = LiveRun(camera, output, settings,
                       geometry=Geometry(parse_size(size), scale, max_side), fps=fps,
                       mirror=mirror, reconnect=reconnect, vcam_backend=vcam_backend,

@@ -31,6 +31,13 @@ def _setting(key: str, value) -> str:
     return f"{key}={value}"
 
 
+def _arch(spec) -> str:
+    """`johnson-mid (2/7)`: a style of a multi-style file, which its other styles share."""
+    if spec.style_index is None:
+        return spec.arch
+    return f"{spec.arch} ({spec.style_index + 1}/{len(spec.file_styles)})"
+
+
 def _painting(spec) -> str:
     return spec.summary()["painting"] or ("any (--style-image)" if spec.needs_style_image else "")
 
@@ -86,7 +93,7 @@ def styles(
             mark = " *" if registry.default_spec(s) is s else ""
             settings = " ".join(_setting(k, v) for k, v in differs[s.full_name].items()
                                 if v is not None)
-            table.add_row(s.name, f"{s.tag}{mark}", s.arch, s.origin, settings)
+            table.add_row(s.name, f"{s.tag}{mark}", _arch(s), s.origin, settings)
     else:
         table = Table(title="rtstyle styles (other tags: rtstyle styles --all)")
         for col in ("name", "also", "tag", "other tags", "arch", "origin", "painting"):
@@ -94,7 +101,7 @@ def styles(
         for s in specs:
             others = [t.tag for t in registry.tags_of(s.name) if t is not s]
             table.add_row(s.name, ", ".join(registry.aliases_for(s)), s.tag, ", ".join(others),
-                          s.arch, s.origin, _painting(s))
+                          _arch(s), s.origin, _painting(s))
     out.print(table)
 
 
@@ -103,7 +110,7 @@ def styles_import(
     checkpoint: Annotated[Path, typer.Argument(help="Foreign checkpoint (.pth/.pt/.safetensors).")],
     *,
     name: Annotated[str, typer.Option("--name", help="Name to register the style under.")],
-    arch: Annotated[str, typer.Option("--arch", help="johnson, cyclegan or sanet.")] = "johnson",
+    arch: Annotated[str, typer.Option("--arch", help="johnson, cyclegan, sanet, adain.")] = "johnson",
     tag: Annotated[str, typer.Option("--tag", help="Version tag.")] = "v1",
     transformer: Annotated[
         Path | None, typer.Option("--transformer", help="SANet transformer.pth (with decoder.pth).")

@@ -26,16 +26,25 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..models.training.configs import CycleGANConfig, JohnsonConfig, RunSettings, SANetConfig
+from ..models.training.configs import (
+    AdaINConfig,
+    CycleGANConfig,
+    JohnsonConfig,
+    MultiStyleConfig,
+    RecipeConfig,
+    RunSettings,
+    SANetConfig,
+)
 from .common import JsonOption, err, out, user_errors
 
-train_app = typer.Typer(help="Train your own style (Johnson/lite, CycleGAN, SANet).",
+train_app = typer.Typer(help="Train your own style (Johnson/lite, CycleGAN, SANet, AdaIN).",
                         no_args_is_help=True)
 
 
 @contextlib.contextmanager
-def _training_progress(name: str, quiet: bool):
-    """A bar with each loss term, it/s and ETA; yields the trainer's step callback."""
+def _training_progress(name: str, quiet: bool, images_per_step: int = 0):
+    """A bar with each loss term, it/s (and images/s when `images_per_step` is known) and ETA;
+    yields the trainer's step callback."""
     progress = Progress(
         TextColumn(f"[bold]{name}"),
         BarColumn(),
@@ -50,9 +59,11 @@ def _training_progress(name: str, quiet: bool):
 
     def on_step(step: int, total: int, losses: dict[str, float]) -> None:
         speed = progress.tasks[task].speed
+        rate = f"{speed:.2f} it/s" if speed else ""
+        if speed and images_per_step:
+            rate += f" {speed * images_per_step:.1f} img/s"
         progress.update(task, completed=step, total=total,
-                        losses=" ".join(f"{k}={v:.4g}" for k, v in losses.items()),
-                        rate=f"{speed:.2f} it/s" if speed else "")
+                        losses=" ".join(f"{k}={v:.4g}" for k, v in losses.items()), rate=rate)
 
     with progress:
         yield on_step
@@ -64,12 +75,16 @@ def _training_summary(result, as_json: bool) -> None:
     summary = {"style": str(result.style_path) if result.style_path else None,
                "steps": result.steps, "losses": result.losses,
                "duration_s": round(result.duration_s, 1), "device": result.device,
+               "images_per_s": (round(result.images_per_s, 2) if result.images_per_s
+                                else None),
+               "speed": result.speed,
                "world_size": result.world_size, "work_dir": str(result.work_dir)}
     if as_json:
         out.print_json(json.dumps(summary))
     else:
+        rate = f", {summary['images_per_s']} images/s" if summary["images_per_s"] else ""
         err.print(f"wrote {summary['style']} after {result.steps} steps "
-                  f"({summary['duration_s']} s on {result.device})", highlight=False)
+                  f"({summary['duration_s']} s on {result.device}{rate})", highlight=False)
 
 
 def config_options(config_cls: type) -> list[inspect.Parameter]:
@@ -123,7 +138,8 @@ def config_verb(config_cls: type) -> Callable:
 
 
 def _train(run: Callable, cfg, as_json: bool) -> None:
-    with user_errors(), _training_progress(f"train {cfg.name}", as_json) as on_step:
+    images = getattr(cfg, "batch", 0) * int(os.environ.get("WORLD_SIZE", "1"))
+    with user_errors(), _training_progress(f"train {cfg.name}", as_json, images) as on_step:
         result = run(cfg, on_step)
     _training_summary(result, as_json)
 
@@ -135,6 +151,16 @@ def train_johnson_verb(cfg: JohnsonConfig, *, as_json: JsonOption = False) -> No
     from ..models.training.johnson import train_johnson
 
     _train(train_johnson, cfg, as_json)
+
+
+@train_app.command("multi")
+@config_verb(MultiStyleConfig)
+def train_multi_verb(cfg: MultiStyleConfig, *, as_json: JsonOption = False) -> None:
+    """Train one mid net on several paintings (conditional instance norm); each style is
+    then used by its own name, and switching between them needs no reload."""
+    from ..models.training.multistyle import train_multistyle
+
+    _train(train_multistyle, cfg, as_json)
 
 
 @train_app.command("cyclegan")
@@ -153,3 +179,44 @@ def train_sanet_verb(cfg: SANetConfig, *, as_json: JsonOption = False) -> None:
     from ..models.training.sanet import train_sanet
 
     _train(train_sanet, cfg, as_json)
+
+
+@train_app.command("adain")
+@config_verb(AdaINConfig)
+def train_adain_verb(cfg: AdaINConfig, *, as_json: JsonOption = False) -> None:
+    """Train an AdaIN arbitrary-style decoder (any painting as --style afterwards)."""
+    from ..models.training.adain import train_adain
+
+    _train(train_adain, cfg, as_json)
+
+
+@train_app.command("recipe")
+@config_verb(RecipeConfig)
+def train_recipe_verb(cfg: RecipeConfig, *, as_json: JsonOption = False) -> None:
+    """The GPU tier in one budget: standard nets of the 7 bundled styles + the AdaIN model.
+
+    Writes NAME.TAG.safetensors per model and recipe_report.json into --out. --toy runs it on
+    tiny crops for 2 steps per model (CPU, CI).
+    """
+    import functools
+
+    from ..devices import resolve_device
+    from ..metrics.quality import style_file_scores
+    from ..models.training.recipe import GPU_SCALE, REPORT_NAME, TOY_SCALE, run_recipe
+
+    scale = TOY_SCALE if cfg.toy else GPU_SCALE
+
+    def on_model(entry: dict) -> None:
+        if not as_json:
+            err.print(f"{entry['name']}: {entry['steps']} steps, {entry['images_seen']} images, "
+                      f"{entry['images_per_s']} images/s, {entry['wall_s']} s", highlight=False)
+
+    with user_errors():
+        evaluate = functools.partial(style_file_scores, device=resolve_device(cfg.device),
+                                     max_side=scale.eval_side, painting_side=scale.painting_side)
+        report = run_recipe(cfg, evaluate, on_model)
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        err.print(f"wrote {len(report['models'])} models and {cfg.out / REPORT_NAME} in "
+                  f"{report['wall_s']} s on {report['device']}", highlight=False)

@@ -209,11 +209,13 @@ class QualityMeter:
 
     def __init__(self, painting: Path | np.ndarray, device: str | torch.device = "cpu", *,
                  vgg: VGG19 | None = None, crops: int = CROPS, crop_side: int = CROP_SIDE,
-                 seed: int = 0):
+                 seed: int = 0, painting_side: int = PAINTING_SIDE):
+        """`painting_side` other than 512 gives numbers that no longer compare with
+        vggmetrics.py's (the GPU recipe's toy run uses it to stay fast)."""
         self.device = torch.device(device)
         self.vgg = vgg if vgg is not None else load_vgg19(device=self.device).use_caffe_borders()
         rgb = load_rgb255(painting) if isinstance(painting, Path) else painting.astype(np.float32)
-        scaled = long_side(rgb)
+        scaled = long_side(rgb, painting_side)
         with torch.no_grad():
             feats = self._features(scaled, STYLE_LAYERS)
         self.painting_grams = {k: gram(feats[k]) for k in STYLE_LAYERS}
@@ -264,6 +266,43 @@ class QualityMeter:
             photo_style_loss=sum(photo_layers) / len(photo_layers),
             resized=resized is not stylized255, style_loss_layers=layers)
         return scores, fx[FEATURE_LAYER].mean((2, 3)).cpu()
+
+
+def style_file_scores(style: str | Path, painting: Path, photos: list[Path], *,
+                      device: str | torch.device = "cpu", max_side: int = 512,
+                      painting_side: int = PAINTING_SIDE) -> dict:
+    """A style (name or file) on a few photos against one painting: the means of style_rel,
+    the photos' own style_rel, the share of that gap the outputs close, SSIM and content loss.
+
+    An arbitrary-style model gets `painting` as its style. For quick checks (the GPU recipe's
+    report); `rtstyle eval quality` is the full measurement.
+    """
+    from ..images import image_to_tensor, resize_max_side, tensor_to_image
+    from ..models.loading import load_stylizer
+
+    # an arbitrary-style model sees the painting at the scale the metric does
+    stylizer = load_stylizer(str(style), device=device, style_image=painting,
+                             style_size=painting_side)
+    meter = QualityMeter(Path(painting), device, crops=0, painting_side=painting_side)
+    rows = []
+    for photo in photos:
+        rgb = resize_max_side(read_image(photo), max_side)
+        with torch.no_grad():
+            out = tensor_to_image(stylizer(image_to_tensor(rgb, device)))
+        photo255 = rgb.astype(np.float32)
+        scores, _ = meter.measure(out.astype(np.float32), photo255)
+        with torch.no_grad():
+            _, photo_rel = meter.style_terms(meter._features(photo255, STYLE_LAYERS))
+        rows.append((scores.style_rel, sum(photo_rel) / len(photo_rel), scores.ssim,
+                     scores.content_loss))
+    if not rows:
+        raise UserInputError("no photos to score")
+    style_rel, photo_rel, ssim, content = (statistics.fmean(c) for c in zip(*rows, strict=True))
+    return {"painting": Path(painting).name, "photos": len(rows), "style_rel": style_rel,
+            "photo_style_rel": photo_rel,
+            "gap_closed": 1.0 - style_rel / photo_rel if photo_rel > 0 else None,
+            "ssim": ssim, "content_loss": content, "max_side": max_side,
+            "painting_side": painting_side}
 
 
 def evaluate_quality(content_dir: Path, stylized_dir: Path, painting: Path, *,

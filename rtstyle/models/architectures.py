@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import WeightsError
-from . import cyclegan, johnson, lite, sanet  # noqa: F401  (each registers itself)
+from . import adain, cyclegan, johnson, lite, mid, sanet  # noqa: F401  (each registers itself)
 from .arch_registry import ARCHITECTURES, ArchInfo, register_arch
 
 __all__ = ["ARCHITECTURES", "ArchInfo", "build_generator", "get_arch", "register_arch"]

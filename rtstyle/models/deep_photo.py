@@ -45,8 +45,10 @@ import torch.nn.functional as F
 
 from ..errors import UserInputError
 from .gatys import CONTENT_LAYER, STYLE_LAYERS, GatysResult, GatysStep, level_sizes, resize
+from .guided import apply_coefficients, guided_coefficients
+from .lbfgs import CachedClosure, lbfgs, pixel_variable
 from .matting import MattingTerm
-from .photoreal import apply_coefficients, guided_coefficients, lab_moments, transfer_lab_moments
+from .photoreal import lab_moments, transfer_lab_moments
 from .vgg import VGG19, load_vgg19
 
 log = logging.getLogger(__name__)
@@ -195,8 +197,6 @@ def deep_photo_stylize(photo01: torch.Tensor, reference01: torch.Tensor, *,
     `content_masks` / `style_masks`: one H×W (resp. h×w) float mask per region, paired by
     position (`paired_regions`); None: the whole picture is one region.
     """
-    from .gatys import _CachedClosure
-
     if (content_masks is None) != (style_masks is None):
         raise UserInputError("give both a content mask and a style mask, or neither")
     device = photo01.device
@@ -224,12 +224,9 @@ def deep_photo_stylize(photo01: torch.Tensor, reference01: torch.Tensor, *,
         reference = resize(reference01.float(),
                            _fit_pixels(reference01, min(ref_pixels, size[0] * size[1])))
         objective = DeepPhotoObjective(vgg, photo, reference, cmasks, smasks, config)
-        x = resize(x.detach(), size).clone(memory_format=torch.contiguous_format)
-        x.requires_grad_(True)
-        optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=1, max_eval=8,
-                                      history_size=config.history_size, tolerance_grad=0.0,
-                                      tolerance_change=0.0, line_search_fn="strong_wolfe")
-        closure = _CachedClosure(x, objective)
+        x = pixel_variable(resize(x.detach(), size))
+        optimizer = lbfgs(x, config.history_size)
+        closure = CachedClosure(x, objective)
         losses = []
         for i in range(iters):
             losses.append(float(optimizer.step(closure)))

@@ -17,17 +17,27 @@ from .weights import build_and_load, convert_checkpoint, read_tensors, write_sty
 DEFAULT_STYLE_IMAGE_SIDE = 512
 
 
+# Which arbitrary-style model a painting as `--style` uses when several are installed.
+PREFERRED_ARBITRARY = ("adain", "sanet")
+
+
 def default_arbitrary_style() -> StyleSpec:
-    """The installed SANet model used when `--style` is a painting instead of a name."""
+    """The installed arbitrary-style model (AdaIN, else SANet, else any) used when `--style`
+    is a painting instead of a name."""
     registry = discover()
     candidates = [s for s in registry.specs() if s.needs_style_image]
     if not candidates:
         raise UserInputError(
-            "a painting as --style needs an arbitrary-style (SANet) model, and none is "
-            "installed; train one with `rtstyle train sanet` or import one with "
-            "`rtstyle styles import decoder.pth --arch sanet --transformer transformer.pth`"
+            "a painting as --style needs an arbitrary-style (AdaIN or SANet) model, and none "
+            "is installed (none is bundled yet); train one with `rtstyle train adain` or "
+            "`rtstyle train sanet`, or import one with `rtstyle styles import decoder.pth "
+            "--arch adain --vgg vgg_normalised.pth`"
         )
-    return registry.get("sanet") if any(s.name == "sanet" for s in candidates) else candidates[0]
+    names = {s.name.casefold() for s in candidates}
+    for preferred in PREFERRED_ARBITRARY:
+        if preferred in names:
+            return registry.get(preferred)
+    return candidates[0]
 
 
 def split_style_argument(style: str, has_style_image: bool = False) -> tuple[StyleSpec, Path | None]:
@@ -67,9 +77,73 @@ def load_stylizer(style: str | StyleSpec, *, device: str | torch.device = "cpu",
             raise UserInputError(f"style '{spec.name}' needs --style-image")
         rgb = style_image if isinstance(style_image, np.ndarray) else read_image(style_image)
         net.set_style(image_to_tensor(resize_max_side(rgb, style_size), device))
+    if spec.style_index is not None:  # one style of a multi-style file
+        net.set_style_weights(spec.style_index)
     training = spec.meta.get("training") or {}
     return Stylizer(net, spec.input_range, name=spec.full_name,
-                    temporal_weight=float(training.get("temporal_weight") or 0.0)).eval()
+                    temporal_weight=float(training.get("temporal_weight") or 0.0),
+                    train_size=int(training.get("size") or 0) or None).eval()
+
+
+def _is_painting(style: str) -> bool:
+    return Path(style).suffix.lower() in IMAGE_SUFFIXES
+
+
+def load_style_mix(styles: list[str], weights: list[float] | None = None, *,
+                   device: str | torch.device = "cpu",
+                   style_image: str | Path | None = None,
+                   style_size: int = DEFAULT_STYLE_IMAGE_SIDE) -> torch.nn.Module:
+    """Several `--style`s with `--mix` weights as one RGB 0..1 module.
+
+    Paintings, when the arbitrary-style model mixes statistics (AdaIN), become one network
+    whose target is the weighted mix of their feature statistics (a mixed style, not a blend of
+    two pictures). Anything else is a `MixedStylizer`: each net's output, blended by weight.
+    """
+    from .mixing import MixedStylizer, mix_weights
+
+    weights = mix_weights(weights, len(styles))
+    if len(styles) > 1 and all(_is_painting(s) for s in styles):
+        spec = default_arbitrary_style()
+        if getattr(get_arch(spec.arch).build, "mixes_style_statistics", False):
+            for s in styles:
+                if not Path(s).expanduser().is_file():
+                    raise UserInputError(f"style image not found: {s}")
+            stylizer = load_stylizer(spec, device=device, style_image=styles[0],
+                                     style_size=style_size)
+            paintings = [image_to_tensor(resize_max_side(read_image(Path(s).expanduser()),
+                                                         style_size), device) for s in styles]
+            stylizer.net.set_style(paintings, weights)
+            stylizer.name = "+".join(f"{Path(s).stem}*{w:g}"
+                                     for s, w in zip(styles, weights, strict=True) if w > 0)
+            return stylizer
+    kept = [(s, w) for s, w in zip(styles, weights, strict=True) if w > 0]
+    shared = _one_multistyle_net([s for s, _ in kept], device)
+    if shared is not None:
+        # Styles of one multi-style net: blend its conditional instance norms (one forward
+        # pass, a mixed style), not the outputs of several passes.
+        vector = [0.0] * shared[0].n_styles
+        for index, (_, w) in zip(shared[1], kept, strict=True):
+            vector[index] += w
+        stylizer = shared[0]
+        stylizer.set_style_weights(vector)
+        stylizer.name = "+".join(f"{s}*{w:g}" for s, w in kept)
+        return stylizer
+    nets = [load_stylizer(s, device=device, style_image=style_image) for s, _ in kept]
+    return MixedStylizer(nets, [w for _, w in kept])
+
+
+def _one_multistyle_net(styles: list[str], device) -> tuple[Stylizer, list[int]] | None:
+    """When every style is a style of one multi-style file (and there are several): that net,
+    loaded once, and each style's row; else None."""
+    if len(styles) < 2 or any(_is_painting(s) for s in styles):
+        return None
+    try:
+        specs = [resolve_style(s) for s in styles]
+    except UserInputError:
+        return None  # the ordinary path reports it
+    if not all(spec.shares_network_with(specs[0]) for spec in specs):
+        return None
+    return load_stylizer(specs[0], device=device), [spec.style_index for spec in specs]
 
 
 def import_style(path: Path, *, name: str, arch: str, tag: str = "v1",

@@ -70,7 +70,7 @@ class MattingTerm:
     """
 
     def __init__(self, image01: torch.Tensor, eps: float = DEFAULT_EPS, radius: int = 1):
-        from .photoreal import inverse_sym3
+        from .guided import inverse_sym3
 
         self.radius = radius
         self.size = (2 * radius + 1) ** 2

@@ -11,7 +11,7 @@ least-squares affine map from the input's RGB to a target image,
 
 averaged over the windows that cover x. With the stylized frame as the target p, q is the
 locally affine recolouring of the input that best fits the painting. The fast guided filter
-(He & Sun 2015) makes it cheap: the coefficients vary slowly, so they are solved on a frame
+(He & Sun 2015; `rtstyle.models.guided`, shared with `--style-scale`) makes it cheap: the coefficients vary slowly, so they are solved on a frame
 `scale` times smaller, upsampled, and applied to the full-resolution input; the only
 full-resolution work is one bilinear upsampling of 12 channels and a 3×3 matrix per pixel.
 
@@ -29,10 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserInputError
+from .guided import apply_coefficients, downsample, guided_coefficients
 
 DEFAULT_RADIUS = 8
 DEFAULT_EPS = 1e-2
@@ -54,85 +54,12 @@ class PhotorealSettings:
             raise UserInputError(f"--photoreal-eps must be > 0, got {self.eps}")
 
 
-def box_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over the (2r+1)² window around each pixel, over the pixels inside the image
-    (the guided filter's normalisation at borders); separable, so O(r) per pixel."""
-    if radius < 1:
-        return x
-    k = 2 * radius + 1
-    x = F.avg_pool2d(x, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
-    return F.avg_pool2d(x, (1, k), stride=1, padding=(0, radius), count_include_pad=False)
-
-
-def inverse_sym3(m: torch.Tensor) -> torch.Tensor:
-    """Inverses of symmetric 3×3 matrices stored as 6 channels (xx, xy, xz, yy, yz, zz) of an
-    N×6×H×W tensor, by the adjugate: one fused expression per pixel instead of a batched
-    LAPACK call per pixel. Returns N×9×H×W, row-major."""
-    a, b, c, d, e, f = m.unbind(1)
-    i00 = d * f - e * e
-    i01 = c * e - b * f
-    i02 = b * e - c * d
-    i11 = a * f - c * c
-    i12 = b * c - a * e
-    i22 = a * d - b * b
-    det = a * i00 + b * i01 + c * i02
-    inv = torch.stack([i00, i01, i02, i01, i11, i12, i02, i12, i22], 1)
-    return inv / det.unsqueeze(1)
-
-
-_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-
-
-def guided_coefficients(guide: torch.Tensor, target: torch.Tensor, radius: int,
-                        eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The colour guided filter's averaged coefficients (mean A: N×9×H×W with A[c*3+i] the
-    weight of guide channel i in output channel c; mean b: N×3×H×W), both N×3×H×W inputs
-    in 0..1, float32."""
-    guide, target = guide.float(), target.float()
-    n, _, h, w = guide.shape
-    products = [guide[:, i] * guide[:, j] for i, j in _PAIRS]
-    cross = [guide[:, i] * target[:, c] for c in range(3) for i in range(3)]
-    means = box_filter(torch.cat([guide, target, torch.stack(products + cross, 1)], 1), radius)
-    mean_i, mean_p = means[:, :3], means[:, 3:6]
-    var = means[:, 6:12] - torch.stack([mean_i[:, i] * mean_i[:, j] for i, j in _PAIRS], 1)
-    var[:, [0, 3, 5]] += eps
-    cov = means[:, 12:21] - torch.stack(
-        [mean_i[:, i] * mean_p[:, c] for c in range(3) for i in range(3)], 1)
-    inv = inverse_sym3(var).view(n, 3, 3, h, w)                # inv[j, i]
-    cov = cov.view(n, 3, 3, h, w)                               # cov[c, i]
-    a = (cov.unsqueeze(2) * inv.unsqueeze(1)).sum(3)            # a[c, j] = Σ_i cov[c,i] inv[i,j]
-    b = mean_p - (a * mean_i.unsqueeze(1)).sum(2)
-    smoothed = box_filter(torch.cat([a.reshape(n, 9, h, w), b], 1), radius)
-    return smoothed[:, :9], smoothed[:, 9:]
-
-
-def apply_coefficients(guide: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """q_c = A_c · I + b_c, coefficients upsampled (bilinear) to the guide's size first."""
-    n, _, h, w = guide.shape
-    coeffs = torch.cat([a, b], 1)
-    if coeffs.shape[-2:] != (h, w):
-        coeffs = F.interpolate(coeffs, size=(h, w), mode="bilinear", align_corners=False)
-    coeffs = coeffs.to(guide.dtype)
-    a = coeffs[:, :9].view(n, 3, 3, h, w)
-    out = coeffs[:, 9:].contiguous()
-    for i in range(3):
-        out.addcmul_(a[:, :, i], guide[:, i:i + 1])
-    return out
-
-
 def coarse_factor(width: int, height: int, radius: int) -> int:
     """How much smaller the coefficient frame is: as much as the radius allows (at least two
     coarse pixels of radius, so the windows still see structure) while the long side stays at
     least `MIN_COARSE_SIDE`; at most 4× (He & Sun's choice)."""
     s = max(1, min(4, radius // 2, max(width, height) // MIN_COARSE_SIDE))
     return s
-
-
-def downsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """To (h, w) by area averaging (what a box filter expects of a smaller frame)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="area")
 
 
 def locally_affine(guide: torch.Tensor, target: torch.Tensor,

@@ -3,10 +3,16 @@
 Names use timm's `name.tag` form: `monet` resolves to its default tag (`monet.v1`) and older
 tags stay loadable as `monet.v0`. Styles come from the bundled `assets/manifest.json` and from
 `.safetensors` files in the user's data directory; each file carries its own spec.
+
+A multi-style file (conditional instance norm, `rtstyle.models.mid`) lists its styles in its
+spec (`"styles": ["monet", "ukiyoe", …]`, in the order of the norms' rows): each is registered
+under its own name with the file's tag, and its spec carries `style_index`. Several names
+that share one file share one network at run time (`StyleSpec.shares_network_with`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -35,10 +41,39 @@ class StyleSpec:
     license: str = "unknown"
     origin: str = "file"  # bundled | user | file
     meta: dict = field(default_factory=dict)
+    # Row of a multi-style file's conditional instance norms (None: a single-style file).
+    style_index: int | None = None
 
     @property
     def full_name(self) -> str:
         return f"{self.name}.{self.tag}"
+
+    @property
+    def file_styles(self) -> list[str]:
+        """The style names a multi-style file holds, in order ([] for a single-style file)."""
+        return [str(n) for n in self.meta.get("styles") or []]
+
+    def shares_network_with(self, other: StyleSpec) -> bool:
+        """Both are styles of the same multi-style file: one network, one engine, and switching
+        between them only changes the style weight vector."""
+        return (self.style_index is not None and other.style_index is not None
+                and Path(self.weights).resolve() == Path(other.weights).resolve())
+
+    def members(self) -> list[StyleSpec]:
+        """One spec per style of a multi-style file (named by the file's `styles`); [self] for
+        a single-style file."""
+        names = self.file_styles
+        if not names:
+            return [self]
+        n_styles = int(self.arch_params.get("n_styles", 1))
+        if n_styles != len(names):
+            raise WeightsError(f"{Path(self.weights).name}: lists {len(names)} styles for a "
+                               f"network with {n_styles}")
+        styles = self.meta.get("style_info") or [{}] * len(names)
+        return [dataclasses.replace(self, name=n, style_index=i,
+                                    meta={**self.meta, "style": styles[i] if i < len(styles)
+                                          else {}})
+                for i, n in enumerate(names)]
 
     @property
     def needs_style_image(self) -> bool:
@@ -59,6 +94,8 @@ class StyleSpec:
             "attribution": style.get("attribution"),
             "license": self.license,
             "needs_style_image": self.needs_style_image,
+            "style_index": self.style_index,
+            "file_styles": self.file_styles,
         }
 
 
@@ -190,7 +227,8 @@ class StyleRegistry:
 
 
 # Facts about a run, not settings chosen for it: left out when tags are compared.
-RESULT_KEYS = ("name", "tag", "training.duration_s", "training.device", "training.final_losses")
+RESULT_KEYS = ("name", "tag", "training.duration_s", "training.device", "training.final_losses",
+               "training.images_per_s")
 
 
 def _flatten(meta: dict, prefix: str = "") -> dict:
@@ -234,16 +272,27 @@ def discover() -> StyleRegistry:
     registry = StyleRegistry()
     for entry in _load_manifest():
         spec = spec_from_file(ASSETS_DIR / entry["file"], "bundled", entry.get("sha256"))
-        registry.register(spec, default=entry.get("default", False))
-        for alias in entry.get("aliases", []):
-            registry.add_alias(alias, spec.full_name)
+        for member in spec.members():
+            registry.register(member, default=entry.get("default", False))
+        aliases = entry.get("aliases", [])
+        # A multi-style file's aliases name its styles: {"monet": "monet-mid"}.
+        pairs = (aliases.items() if isinstance(aliases, dict)
+                 else ((a, spec.name) for a in aliases))
+        for alias, target in pairs:
+            registry.add_alias(alias, f"{target}.{spec.tag}")
     folder = user_styles_dir()
     if folder.is_dir():
         for path in sorted(folder.glob("*.safetensors")):
             try:
-                registry.register(spec_from_file(path, "user"))
+                members = spec_from_file(path, "user").members()
             except WeightsError as exc:  # one broken user file must not hide the others
                 registry.problems.append(str(exc))
+                continue
+            for member in members:  # a name taken twice skips that style, not the file
+                try:
+                    registry.register(member)
+                except WeightsError as exc:
+                    registry.problems.append(str(exc))
     return registry
 
 
@@ -260,9 +309,21 @@ def looks_like_path(arg: str) -> bool:
 
 
 def resolve_style(arg: str) -> StyleSpec:
-    """A registered name (`monet`, `monet.v1`) or a path to an rtstyle `.safetensors` file."""
-    if looks_like_path(arg):
-        return spec_from_file(Path(arg).expanduser(), "file")
+    """A registered name (`monet`, `monet.v1`) or a path to an rtstyle `.safetensors` file;
+    `FILE.safetensors#NAME` (or `#INDEX`) picks one style of a multi-style file (its first
+    without)."""
+    path, hash_, pick = arg.rpartition("#")
+    if not (hash_ and path.endswith(".safetensors")):
+        path, pick = arg, ""
+    if looks_like_path(path):
+        members = spec_from_file(Path(path).expanduser(), "file").members()
+        if not pick:
+            return members[0]
+        for i, member in enumerate(members):
+            if pick.casefold() in (member.name.casefold(), str(i)):
+                return member
+        raise UnknownStyleError(pick, [m.name for m in members],
+                                difflib.get_close_matches(pick, [m.name for m in members]))
     return discover().get(arg)
 
 

@@ -77,7 +77,7 @@ class Stylizer(nn.Module):
     """
 
     def __init__(self, net: nn.Module, input_range: str, name: str = "",
-                 temporal_weight: float = 0.0):
+                 temporal_weight: float = 0.0, train_size: int | None = None):
         super().__init__()
         self.net = net
         self.input_range = input_range
@@ -86,11 +86,34 @@ class Stylizer(nn.Module):
         # > 0: the generator was trained with the synthetic-motion term (`train --temporal-weight`),
         # so its texture is steady already and run-time smoothing need only follow colour/light.
         self.temporal_weight = temporal_weight
+        # The training crop side, when the weights say (what `--style-scale auto` aims at).
+        self.train_size = train_size
 
     @property
     def steady_generator(self) -> bool:
         """Trained for temporal stability (what `--smooth-blend auto` asks)."""
         return self.temporal_weight > 0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.range.from_net(self.net(self.range.to_net(x))).clamp(0.0, 1.0)
+    @property
+    def n_styles(self) -> int:
+        """Styles the network holds (conditional instance norm, `rtstyle.models.mid`); 1 for
+        every single-style network."""
+        return int(getattr(self.net, "n_styles", 1))
+
+    def set_style_weights(self, weights) -> None:
+        """Which of a multi-style network's styles to paint: an index, or one weight per style
+        (a blend). Changes a live tensor in place: no backend rebuilds for it."""
+        if self.n_styles == 1:
+            if isinstance(weights, int) and weights != 0:
+                raise ValueError(f"{self.name or 'this network'} holds one style")
+            return
+        self.net.set_style_weights(weights)
+
+    def graph_inputs(self) -> tuple[torch.Tensor, ...]:
+        """Live tensors a compiled graph takes after the frame (`forward(x, *graph_inputs())`):
+        a multi-style net's style weight vector, read anew at every call; () otherwise."""
+        inputs = getattr(self.net, "graph_inputs", None)
+        return tuple(inputs()) if inputs is not None else ()
+
+    def forward(self, x: torch.Tensor, *graph_inputs: torch.Tensor) -> torch.Tensor:
+        return self.range.from_net(self.net(self.range.to_net(x), *graph_inputs)).clamp(0.0, 1.0)

@@ -116,6 +116,9 @@ def convert_checkpoint(arch: str, path: Path, transformer: Path | None = None,
     one state dict. With `vgg`, the encoder it was trained with is embedded too.
     """
     state = clean_state_dict(read_foreign(path))
+    if arch == "adain" and not any(k.startswith("decoder.") for k in state):
+        # naoto0804/pytorch-AdaIN's decoder.pth: the bare Sequential that `sanet.make_decoder` builds
+        state = {f"decoder.{k}": v for k, v in state.items()}
     if arch == "sanet" and not any(k.startswith("decoder.") for k in state):
         if transformer is None:
             raise WeightsError("SANet import needs the decoder file and --transformer FILE")

@@ -90,6 +90,28 @@ def apply_key(state: ViewState, key: int) -> ViewState:
     return replace(state, quit=True)
 
 
+class EngineStyle:
+    """One style of a multi-style engine (`InferenceEngine.set_style_weights`): sets the live
+    style vector, then runs the shared engine. Several of these share one engine, so switching
+    between them switches no network and builds nothing. Everything else (warm-up, backend,
+    skipped) is the engine's."""
+
+    def __init__(self, engine, weights, name: str = ""):
+        self.shared_engine = engine
+        self.weights = weights
+        self.name = name
+
+    def __call__(self, x01: torch.Tensor) -> torch.Tensor:
+        self.shared_engine.set_style_weights(self.weights)
+        return self.shared_engine(x01)
+
+    def __getattr__(self, name: str):
+        engine = self.__dict__.get("shared_engine")
+        if engine is None:  # copy/pickle probing before __init__ ran
+            raise AttributeError(name)
+        return getattr(engine, name)
+
+
 class StyleCycler:
     """Calls the engine of the current style and blends by strength; loads styles on first use.
 

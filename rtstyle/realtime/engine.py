@@ -142,6 +142,17 @@ class InferenceEngine:
         return precision_name(self.active.dtype)
 
     @property
+    def n_styles(self) -> int:
+        """Styles the network holds (1 unless it is a multi-style net)."""
+        return int(getattr(self.module, "n_styles", 1))
+
+    def set_style_weights(self, weights) -> None:
+        """Paint another style of a multi-style net (an index) or a blend (one weight per
+        style). Every backend reads the live style vector at each call, as a graph input:
+        nothing is rebuilt, reloaded or recompiled."""
+        self.module.set_style_weights(weights)
+
+    @property
     def dtype(self) -> torch.dtype:
         return self.active.dtype
 

@@ -32,7 +32,8 @@ from ..errors import UserInputError
 from ..geometry import target_size
 from ..images import IMAGE_SUFFIXES
 from ..models.color import check_color_mode
-from .controls import StyleCycler, ViewState
+from ..models.style_scale import ScaledStylizer, parse_style_scale, with_style_scale
+from .controls import EngineStyle, StyleCycler, ViewState
 from .finishing import make_finish
 from .frames import VideoInfo
 from .pipeline import Pipeline, PipelineStats
@@ -93,7 +94,9 @@ class StyleSettings:
     eps; `rtstyle.models.photoreal`); with it, a photo or painting as a style is matched by
     its colour statistics. `mask` (an image, white = stylize, feathered inward over
     `mask_feather` px) or `segment` ("person" or "background") limits where the style goes
-    (`rtstyle.realtime.finishing`).
+    (`rtstyle.realtime.finishing`). `style_scale` (a factor in (0, 4] or "auto") runs the
+    generator on the frame scaled by it and brings the result back by guided upsampling, so
+    strokes keep their trained size (`rtstyle.models.style_scale`); 1 is off.
     """
 
     styles: tuple[str, ...]
@@ -111,6 +114,7 @@ class StyleSettings:
     mask_feather: float = 0.0
     segment: str | None = None
     preserve_color: str | None = None
+    style_scale: float | str = 1.0
 
 
 @dataclass
@@ -134,6 +138,7 @@ class RunReport:
     stats: PipelineStats
     warning: str | None = None
     finishing: str | None = None
+    style_scale: str | None = None
 
     def to_dict(self) -> dict:
         return {"input": self.input, "output": self.output, "size": list(self.size),
@@ -143,7 +148,20 @@ class RunReport:
                 **self.stats.as_dict(),
                 "first_frame_s": None if self.first_frame_s is None
                 else round(self.first_frame_s, 3),
-                "warning": self.warning, "finishing": self.finishing}
+                "warning": self.warning, "finishing": self.finishing,
+                "style_scale": self.style_scale}
+
+
+def _multistyle_spec(name: str):
+    """The spec of `name` when it is one style of a multi-style file, else None (paintings,
+    single-style nets, and names that do not resolve: `load_stylizer` reports those)."""
+    from ..models.loading import split_style_argument
+
+    try:
+        spec, painting = split_style_argument(name)
+    except UserInputError:
+        return None
+    return spec if painting is None and spec.style_index is not None else None
 
 
 class StyledRun:
@@ -157,6 +175,7 @@ class StyledRun:
         self.settings = settings
         self.on_status = on_status
         check_color_mode(settings.preserve_color)
+        parse_style_scale(settings.style_scale)
         self.device = resolve_device(settings.device)
         self.started_at = time.monotonic()
         self.process: StyleCycler | None = None
@@ -180,15 +199,34 @@ class StyledRun:
                                   eps=s.photoreal_eps, mask=s.mask, mask_feather=s.mask_feather,
                                   segment=s.segment, device=self.device)
 
+        shared: list[tuple] = []  # (spec, engine) of multi-style files loaded so far
+
         def load(name: str):
             if s.photoreal and Path(name).suffix.lower() in IMAGE_SUFFIXES:
                 from ..models.photoreal import load_reference_style
 
                 return load_reference_style(name, device=self.device)
+            spec = _multistyle_spec(name)
+            if spec is not None:
+                # Styles of one multi-style file share its engine: switching sets the style
+                # vector (a graph input), it never reloads or recompiles.
+                engine = next((e for other, e in shared if spec.shares_network_with(other)),
+                              None)
+                if engine is None:
+                    engine = InferenceEngine(load_stylizer(spec, device=self.device),
+                                             self.device, backend=s.backend,
+                                             precision=s.precision, on_status=self.on_status,
+                                             expected_frames=expected_frames)
+                    shared.append((spec, engine))
+                return with_style_scale(EngineStyle(engine, spec.style_index,
+                                                    name=spec.full_name), s.style_scale)
             stylizer = load_stylizer(name, device=self.device, style_image=s.style_image)
-            return InferenceEngine(stylizer, self.device, backend=s.backend,
-                                   precision=s.precision, on_status=self.on_status,
-                                   expected_frames=expected_frames)
+            engine = InferenceEngine(stylizer, self.device, backend=s.backend,
+                                     precision=s.precision, on_status=self.on_status,
+                                     expected_frames=expected_frames)
+            # The engine sees (and builds for) the scaled frame; strength, colour and
+            # smoothing stay at full size.
+            return with_style_scale(engine, s.style_scale, stylizer.train_size)
 
         self.process = StyleCycler(list(s.styles), load, strength=s.strength,
                                    preserve_color=s.preserve_color)
@@ -215,6 +253,14 @@ class StyledRun:
         self.warmup_s = time.monotonic() - start
         return self.backend_label
 
+    def _style_scale_label(self) -> str | None:
+        """"0.5 (generator at 640×360)" for the current style; None when off."""
+        engine = self.process.engine if self.process is not None else None
+        if not isinstance(engine, ScaledStylizer) or not all(self.size):
+            return None
+        width, height = self.size
+        return engine.describe(height, width)
+
     def _describe_io(self) -> tuple[str, str, str, str]:
         raise NotImplementedError
 
@@ -234,6 +280,7 @@ class StyledRun:
             warmup_s=self.warmup_s, wall_s=time.monotonic() - self.started_at,
             first_frame_s=first, stats=stats,
             finishing=self.finish.describe() if self.finish is not None else None,
+            style_scale=self._style_scale_label(),
             warning=self.source.problems() if self.source is not None else None)
 
 

@@ -28,6 +28,7 @@ from ..devices import resolve_device
 from ..errors import MediaError, RtstyleError, UserInputError
 from ..geometry import parse_size, target_size
 from ..images import read_image
+from ..models.style_scale import parse_style_scale, with_style_scale
 from ..realtime.runs import Geometry, StyleSettings
 from ..stills import stylize_rgb
 from .access import AccessGuard
@@ -157,6 +158,14 @@ def _style_options(fields: dict[str, str]) -> tuple[float, dict]:
     return (1.0 if strength is None else strength), geometry
 
 
+def _style_scale(fields: dict[str, str]) -> float | str:
+    """`style_scale` (a factor in (0, 4] or auto; `rtstyle.models.style_scale`), checked."""
+    try:
+        return parse_style_scale((fields.get("style_scale") or "").strip() or None)
+    except UserInputError as exc:
+        raise HTTPException(400, str(exc).replace("--style-scale", "style_scale")) from None
+
+
 def _the_file(form: Form, what: str) -> UploadedFile:
     upload = form.files.get("file")
     if upload is None or upload.size == 0:
@@ -190,6 +199,7 @@ def _stylize_still(state: ServerState, form: Form) -> Response:
     upload = _the_file(form, "image")
     spec = state.catalog.resolve(form.fields.get("style"))
     strength, geometry = _style_options(form.fields)
+    style_scale = _style_scale(form.fields)
     probe = probe_image(upload.path, config.max_pixels)
     pil_format, media_type, suffix = output_format(form.fields.get("format"), probe.format)
     painting_path = _painting(state, spec, form)
@@ -198,7 +208,7 @@ def _stylize_still(state: ServerState, form: Form) -> Response:
     form.discard()  # nothing of an upload outlives its decoding
     width, height = target_size(rgb.shape[1], rgb.shape[0], **geometry)
     check_pixels(width, height, config.max_pixels, "the result")
-    stylizer = state.stylizers.get(spec, painting)
+    stylizer = with_style_scale(state.stylizers.get(spec, painting), style_scale)
     with state.gate:
         painted = stylize_rgb(stylizer, rgb, state.device, strength=strength, **geometry)
     name = f"{_label(upload.filename)}-{_label(spec.name)}{suffix}"
@@ -219,6 +229,7 @@ def _prepare_job(state: ServerState, form: Form, job_id: str, folder: Path) -> J
     settings = StyleSettings(
         styles=(spec.full_name,), style_image=_painting(state, spec, form), strength=strength,
         device=config.device, backend=config.backend, precision=config.precision,
+        style_scale=_style_scale(form.fields),
         **({} if smooth is None else {"smooth": smooth}))
     return Job(id=job_id, folder=folder, input=upload.path, style=spec.full_name,
                settings=settings, geometry=Geometry(**geometry), probe=probe,

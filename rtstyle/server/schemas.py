@@ -65,6 +65,10 @@ _OPTIONS = {
              "default: the input's size."},
     "scale": {"type": "number", "exclusiveMinimum": 0, "description": "Scale factor."},
     "max_side": {"type": "integer", "minimum": 1, "description": "Longest side at most this."},
+    "style_scale": {"type": "string", "default": "1",
+                    "description": "Run the network on the picture scaled by this (0 < S <= 4) "
+                    "or `auto` (its training size), upsampled back edge-aware: strokes 1/S "
+                    "times larger. 1 = off (as `--style-scale`)."},
     "style_image": {"type": "string", "format": "binary",
                     "description": "The painting, for a style with needs_style_image."},
 }

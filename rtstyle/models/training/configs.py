@@ -19,7 +19,12 @@ from ...errors import UserInputError
 
 DEFAULT_CONTENT_LAYER = "relu2_2"
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-JOHNSON_ARCHS = {"standard": "johnson", "lite": "johnson-lite"}
+# "mid": issue #12, the full-resolution CPU net with conditional instance norm (models/mid.py)
+JOHNSON_ARCHS = {"standard": "johnson", "lite": "johnson-lite", "mid": "johnson-mid"}
+# `--compile` left to auto compiles runs of at least this many steps: a first compile costs one
+# to three minutes on a 2-core CPU and saves ~0.6 s a step at 256 px (lite, batch 4; less at
+# 128 px), which a short run (a test, a short fine-tune) never wins back.
+COMPILE_MIN_STEPS = 500
 
 
 def option(default: Any = dataclasses.MISSING, help: str | None = None, *,
@@ -40,7 +45,16 @@ class RunSettings:
     """How a training run runs, shared by every trainer (what it learns is in each subclass)."""
 
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps.", flags=("--device", "-d"))
-    precision: str = option("auto", "auto, fp32, bf16 or fp16 (autocast).")
+    precision: str = option("auto", "auto, fp32, bf16 or fp16 (autocast); auto: bf16 on CUDA "
+                                    "and on CPUs with AVX512-BF16 or AMX, else fp32.")
+    # Speed (trainers whose steps use the skeleton's helpers: johnson); none of these changes
+    # what is trained, so a resumed run may set them differently.
+    compile: bool | None = option(None, "torch.compile the training step (default: on for "
+                                        f"runs of {COMPILE_MIN_STEPS}+ steps with a C++ compiler or CUDA; "
+                                        "off under torchrun).")
+    channels_last: bool = option(True, "Channels-last memory format for the networks.")
+    prefetch: int = option(2, "Batches a background thread loads ahead (0: load on the "
+                              "training thread).")
     seed: int = option(0, "Seed for init and data order.")
     resume: bool = option(False, "Continue from the work dir's checkpoint.")
     sample_every: int = option(500, "Write a sample grid every N steps (0: never).")
@@ -66,7 +80,8 @@ class JohnsonConfig(RunSettings):
     style_image: Path = option(help="The painting to learn.")
     data: Path = option(help="Folder of training photos.")
     name: str = option(help="Style name to register.")
-    arch: str = option("lite", "standard (GPU real time) or lite (CPU real time).")
+    arch: str = option("lite", "standard (GPU real time), mid (CPU real time, full-res "
+                               "strokes) or lite (fastest on a CPU).")
     size: int = option(256, "Training crop side in pixels.")
     style_size: int | None = option(None, "Painting long side (default 2×size); sets stroke size.")
     steps: int = option(2000, "Optimizer steps.")
@@ -207,3 +222,143 @@ class SANetConfig(RunSettings):
             raise UserInputError(f"--size must be a multiple of 16 and >= 32, got {self.size}")
         if self.steps < 1 or self.batch < 1:
             raise UserInputError("--steps and --batch must be >= 1")
+
+
+@dataclass(kw_only=True)
+class AdaINConfig(RunSettings):
+    content: Path = option(help="Folder of content photos.")
+    styles: Path = option(help="Folder of paintings.")
+    name: str = option("adain", "Model name.")
+    holdout: list[str] = option(help="Painting file kept out of training, for evaluation "
+                                     "(repeat; hold out at least 4).", default_factory=list)
+    init_from: str | None = option(None, "Fine-tune this AdaIN model (name or file) "
+                                         "instead of starting fresh.")
+    size: int = option(256, "Training crop side in pixels (photos and paintings).")
+    steps: int = option(20000, "Optimizer steps.")
+    batch: int = option(8, "Pairs per step (per GPU).")
+    lr: float = option(1e-4, "Adam learning rate.")
+    content_weight: float = option(1.0, "Weight of the content term (relu4_1 to the AdaIN "
+                                        "target).")
+    style_weight: float = option(2.0, "Weight of the style term (feature means and stds).")
+
+    _RESUME_KEYS = ("size", "batch", "lr", "content_weight", "style_weight", "seed",
+                    "precision", "holdout", "init_from")
+
+    def fingerprint(self) -> dict:
+        return {k: getattr(self, k) for k in self._RESUME_KEYS}
+
+    def validate(self) -> None:
+        if self.size < 16 or self.size % 8:
+            raise UserInputError(f"--size must be a multiple of 8 and >= 16, got {self.size}")
+        if self.steps < 1 or self.batch < 1:
+            raise UserInputError("--steps and --batch must be >= 1")
+        if min(self.content_weight, self.style_weight) < 0:
+            raise UserInputError("loss weights must be >= 0")
+        folder = Path(self.styles)
+        if folder.is_dir():
+            names = {p.name for p in folder.rglob("*")}
+            unknown = sorted(set(self.holdout) - names)
+            if unknown:
+                raise UserInputError(f"--holdout {', '.join(unknown)}: not in {folder} "
+                                     "(give the painting's file name)")
+
+
+# --- issue #12: several paintings in one net (conditional instance norm); the steps are in
+# multistyle.py, the verb is `rtstyle train multi`.
+@dataclass(kw_only=True)
+class MultiStyleConfig(JohnsonConfig):
+    style_image: list[Path] = option(help="A painting to learn (repeat, one per style).",
+                                     default_factory=list)
+    names: str = option(help="Comma-separated style names, one per --style-image, in order.")
+    name: str = option("multi", "Name of the file (each style is registered by its own name).")
+    arch: str = redefault(JohnsonConfig, "arch", "mid")
+    style_weights: str | None = option(None, "Comma-separated style weight per painting "
+                                             "(default: --style-weight for all).")
+    separable: bool = option(False, "Depthwise-separable residual blocks: ~1.4x faster on a "
+                                    "CPU, a quarter of the parameters.")
+
+    @property
+    def style_names(self) -> list[str]:
+        return [n.strip() for n in self.names.split(",") if n.strip()]
+
+    @property
+    def per_style_weights(self) -> list[float]:
+        if not self.style_weights:
+            return [self.style_weight] * len(self.style_image)
+        try:
+            return [float(w) for w in self.style_weights.split(",")]
+        except ValueError:
+            raise UserInputError(f"--style-weights must be numbers, got {self.style_weights}"
+                                 ) from None
+
+    @property
+    def arch_params(self) -> dict:
+        return {**super().arch_params, "n_styles": len(self.style_image),
+                "separable": self.separable}
+
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "names": self.style_names,
+                "style_images": [Path(p).name for p in self.style_image],
+                "style_weights": self.per_style_weights}
+
+    def validate(self) -> None:
+        if self.arch_name != "johnson-mid":
+            raise UserInputError("rtstyle train multi needs --arch mid (the net with "
+                                 "conditional instance norm)")
+        if len(self.style_image) < 1:
+            raise UserInputError("give at least one --style-image")
+        names = self.style_names
+        if len(names) != len(self.style_image):
+            raise UserInputError(f"--names has {len(names)} names for "
+                                 f"{len(self.style_image)} --style-image")
+        if len({n.casefold() for n in names}) != len(names):
+            raise UserInputError(f"--names must be different from each other: {names}")
+        for n in names:
+            if not n.replace("-", "").replace("_", "").isalnum():
+                raise UserInputError(f"style name '{n}' must be letters, digits, '-' or '_'")
+        if len(self.per_style_weights) != len(names):
+            raise UserInputError("--style-weights needs one weight per --style-image")
+        if min(self.per_style_weights) < 0:
+            raise UserInputError("loss weights must be >= 0")
+        for image in self.style_image:
+            if not Path(image).is_file():
+                raise UserInputError(f"style image not found: {image}")
+        first = self.style_image
+        try:
+            self.style_image = first[0]  # the single-painting checks, once
+            super().validate()
+        finally:
+            self.style_image = first
+
+
+# The paintings the recipe's AdaIN model never sees (the SANet experiment held out the same).
+RECIPE_HOLDOUT = ("courbet_bonjour_monsieur_courbet.jpg", "sakai_hoitsu_flowering_tree.jpg",
+                  "vangogh_olive_trees.jpg", "monet_woman_with_a_parasol.jpg")
+
+
+@dataclass(kw_only=True)
+class RecipeConfig:
+    """`rtstyle train recipe`: the GPU tier (standard nets of the bundled styles + AdaIN) in one
+    time budget (`rtstyle.models.training.recipe`)."""
+
+    data: Path = option(help="Folder of training photos.")
+    styles: Path = option(help="Folder of the paintings (the bundled styles' and AdaIN's).")
+    out: Path = option(help="Folder for the style files and recipe_report.json.")
+    budget_minutes: float = option(8.0, "Wall-clock budget for the whole recipe; each model "
+                                        "gets a share and trains as many steps as fit.")
+    toy: bool = option(False, "Tiny crops and 2 steps per model (CPU, CI): checks the recipe "
+                              "end to end, trains nothing useful.")
+    eval_photos: Path | None = option(None, "Folder of evaluation photos: style_rel and SSIM "
+                                            "of every model on a few of them, in the report.")
+    eval_count: int = option(4, "Evaluation photos per model.")
+    only: list[str] = option(help="Train only these (repeat): the bundled style names or "
+                                  "adain.", default_factory=list)
+    holdout: list[str] = option(help="Paintings AdaIN never sees (repeat; default four of the "
+                                     "shared set).", default_factory=lambda: list(RECIPE_HOLDOUT))
+    temporal: bool = option(True, "Train the style nets with the synthetic-motion term and "
+                                  "the bundled v3 weights (steadier video).")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps.", flags=("--device", "-d"))
+    precision: str = option("auto", "auto, fp32, bf16 or fp16 (autocast).")
+    work_dir: Path | None = option(None, "Checkpoints and samples (default OUT/work).")
+    tag: str = option("v1", "Version tag of the files.")
+    seed: int = option(0, "Seed for init and data order.")

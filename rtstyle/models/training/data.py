@@ -3,11 +3,16 @@
 All randomness comes from one `torch.Generator`, so a seed fixes the whole sequence of batches
 and a checkpoint can store the generator's state and resume the exact same sequence. Decoding
 happens in the training process (no worker pool): on a CPU the networks, not JPEG decoding,
-are the bottleneck, and a single process keeps the run deterministic.
+are the bottleneck. `Prefetcher` moves it to one background thread, a few batches ahead, and
+keeps the generator state *of the batches handed out* for checkpoints, so the sequence and
+`--resume` stay exactly those of the synchronous loader.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +80,74 @@ class PhotoBatches:
 
     def set_state(self, state: torch.Tensor) -> None:
         self.generator.set_state(state)
+
+
+class Prefetcher:
+    """Batches of `source` drawn by a background thread into a queue of `depth`.
+
+    Every random draw of `source` must come from `generator` (as `PhotoBatches` does). The
+    thread starts at the first `next()`, so a resume can set the generator's state after
+    building; `get_state()` is the state after the last batch handed out (not after the ones
+    still queued), which is what a checkpoint must store to resume the same sequence.
+    """
+
+    def __init__(self, source: Iterator[torch.Tensor], generator: torch.Generator, depth: int = 2):
+        self.source = source
+        self.generator = generator
+        self.depth = max(1, depth)
+        self._queue: queue.Queue | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state: torch.Tensor | None = None
+
+    def _work(self) -> None:
+        try:
+            while not self._stop.is_set():
+                item = (next(self.source), self.generator.get_state(), None)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # handed to the training thread at its next batch
+            while not self._stop.is_set():
+                try:
+                    self._queue.put((None, None, exc), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self._stop.is_set():
+            raise RuntimeError("Prefetcher is closed")
+        if self._thread is None:
+            self._queue = queue.Queue(self.depth)
+            self._thread = threading.Thread(target=self._work, name="rtstyle-batches", daemon=True)
+            self._thread.start()
+        batch, state, exc = self._queue.get()
+        if exc is not None:
+            self.close()
+            raise exc
+        self._state = state
+        return batch
+
+    def get_state(self) -> torch.Tensor:
+        return self._state if self._state is not None else self.generator.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        if self._thread is not None:
+            raise RuntimeError("Prefetcher.set_state after the first batch")
+        self.generator.set_state(state)
+
+    def close(self) -> None:
+        """Stop the thread (it finishes the batch it is drawing)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
 
 def load_style_image(path: str | Path, max_side: int) -> torch.Tensor:

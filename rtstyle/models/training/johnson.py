@@ -18,11 +18,10 @@ from torch import nn
 from ...images import read_image
 from ..architectures import build_generator, get_arch
 from ..stylizer import UnitRangeNet, ValueRange
-from ..vgg import load_vgg19
 from .common import style_info, weights_to_fine_tune
 from .configs import JohnsonConfig
 from .data import PhotoBatches, list_images, load_style_image, random_crop, to_tensor01
-from .losses import PerceptualLoss
+from .losses import perceptual_loss
 from .trainer import ArchSteps, Export, StepCallback, TrainingRun, TrainResult, evaluating, train
 
 __all__ = ["JohnsonConfig", "JohnsonSteps", "init_output_range", "train_johnson"]
@@ -69,6 +68,7 @@ def stylize_batch(net01: nn.Module, content: torch.Tensor, temporal: bool,
 
 class JohnsonSteps(ArchSteps):
     verb = "johnson"
+    speedups = True
     cfg: JohnsonConfig
 
     def __init__(self, cfg: JohnsonConfig):
@@ -83,17 +83,19 @@ class JohnsonSteps(ArchSteps):
             net.load_state_dict(weights_to_fine_tune(cfg.init_from, self.arch, cfg.arch_params))
         else:
             init_output_range(net, info.value_range)
-        net = net.to(device)
-        if device.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)
+        net = run.to_format(net.to(device))
         self.net = net
         self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-        self.batches = PhotoBatches(cfg.data, cfg.size, cfg.batch, generator=run.rng("data", 0))
+        self.batches = run.prefetch(PhotoBatches(cfg.data, cfg.size, cfg.batch,
+                                                 generator=run.rng("data", 0)), "data")
         self.temporal_gen = run.rng("temporal", 1, device=device)
         style = load_style_image(cfg.style_image, cfg.resolved_style_size()).to(device)
-        self.criterion = PerceptualLoss(load_vgg19(device=device), style, cfg.content_layer,
-                                        cfg.style_layers, cfg.content_weight, cfg.style_weight,
-                                        cfg.tv_weight)
+        self.criterion = perceptual_loss(run, style, cfg.content_layer, cfg.style_layers,
+                                         cfg.content_weight, cfg.style_weight, cfg.tv_weight)
+        # `--compile` compiles the VGG loss (forward and backward); on a CPU the generator stays
+        # eager: compiled, its step measured slower at 128 px and no faster at 256 px
+        # (`benchmarks/train_speed.py`).
+        run.compile_model = run.device.type != "cpu"
         self.samples = _sample_photos(cfg.data, cfg.size).to(device) if run.is_main else None
         # The same range conversion inference uses (`Stylizer`), without its clamp.
         self.net01 = UnitRangeNet(net, info.input_range)
@@ -101,9 +103,7 @@ class JohnsonSteps(ArchSteps):
 
     def step(self, run: TrainingRun, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        content = next(self.batches).to(run.device, non_blocking=True)
-        if run.device.type == "cuda":
-            content = content.contiguous(memory_format=torch.channels_last)
+        content = run.to_format(next(self.batches).to(run.device, non_blocking=True))
         with run.autocast():
             out01, temporal = stylize_batch(run.model, content, cfg.temporal_weight > 0,
                                             self.temporal_gen)

@@ -10,13 +10,18 @@ even under autocast: bf16/fp16 sums over H·W lose the small differences the los
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..vgg import CONV_NAMES, VGG19, load_vgg19
 from .configs import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
+
+if TYPE_CHECKING:
+    from .trainer import TrainingRun
 
 
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
@@ -81,6 +86,39 @@ class PerceptualLoss(nn.Module):
         }
         terms["total"] = terms["content"] + terms["style"] + terms["tv"]
         return terms
+
+
+def truncate_vgg(vgg: VGG19, layers: Iterable[str]) -> VGG19:
+    """Drop the convolutions after the deepest of `layers` (relu4_1 for the default losses).
+
+    `VGG19.forward` already stops at the deepest layer asked for; this frees the weights of the
+    rest (conv4_2 … conv5_1, 12M of the 20M parameters) and makes a deeper request fail loudly.
+    """
+    deepest = max(CONV_NAMES.index("conv" + layer[4:]) for layer in layers)
+    for name in CONV_NAMES[deepest + 1:]:
+        setattr(vgg, name, None)
+    return vgg
+
+
+def loss_network(run: TrainingRun, layers: Iterable[str]) -> VGG19:
+    """The frozen VGG-19 of a training run: on its device, in its memory format (channels-last
+    when it uses it), cut after the deepest of `layers`. Not compiled: compile the module that
+    calls it (`run.compiled`), so the loss terms fuse with it."""
+    return run.to_format(truncate_vgg(load_vgg19(device=run.device), layers))
+
+
+def perceptual_loss(run: TrainingRun, style_image01: torch.Tensor,
+                    content_layer: str = DEFAULT_CONTENT_LAYER,
+                    style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
+                    content_weight: float = 1.0, style_weight: float = 1.0,
+                    tv_weight: float = 0.0) -> nn.Module:
+    """`PerceptualLoss` for a training run: `loss_network`, the painting's Gram matrices
+    computed once (float32, eagerly), and the forward/backward compiled when the run compiles.
+    Call it under `run.autocast()` like the generator."""
+    layers = (*style_layers, content_layer)
+    criterion = PerceptualLoss(loss_network(run, layers), style_image01, content_layer,
+                               style_layers, content_weight, style_weight, tv_weight)
+    return run.compiled(criterion)
 
 
 def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:

@@ -8,6 +8,18 @@ weights as an uninterrupted run), the DDP wrap and the end-of-run check that all
 and the export of an rtstyle file whose facts (input range, parameters) come from the
 architecture registry.
 
+Speed (`--compile`, `--precision auto`, `--channels-last`, `--prefetch`): an `ArchSteps` with
+`speedups = True` gets them through `TrainingRun`: `run.compiled(module)` for each heavy module
+(the skeleton also compiles the module `build` returns unless `build` sets
+`run.compile_model = False`), `run.to_format(x)` for networks and
+input batches (channels-last), `run.prefetch(source, "data")` for a batch stream drawn from
+`run.rng("data", …)` (a background loader whose checkpointed state stays exact), and
+`run.autocast()` as before; `losses.perceptual_loss(run, …)` / `losses.loss_network(run, …)`
+give the VGG loss built that way. Sample, export and save through the original modules (a
+compiled one prefixes its state-dict keys and compiles again for eval mode). The skeleton
+resolves the settings (`--compile` auto: long runs, one process), times the steps and reports
+images/s (`TrainResult.images_per_s`, the style's `training.images_per_s`).
+
 A new trainer is a subclass of `ArchSteps` in a file of its own: `johnson.py` is the one to copy
 (cf. CycleGAN's `models/template_model.py`), plus a config dataclass in `configs.py` and a verb
 in `rtstyle/cli/train.py`.
@@ -37,17 +49,20 @@ from .common import (
     ScalarLog,
     check_replicas_agree,
     check_resume_config,
+    compile_module,
     device_description,
     export_style,
     finish_distributed,
     init_distributed,
     load_checkpoint,
+    resolve_compile,
     resolve_precision,
     save_checkpoint,
     wait_for_all_ranks,
     write_grid,
 )
 from .configs import RunSettings
+from .data import Prefetcher
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +82,10 @@ class TrainResult:
     device: str
     work_dir: Path
     world_size: int = 1  # DDP processes that trained it (weights checked equal across them)
+    # Training images per second over all ranks, the first (warm-up, compile) step of this
+    # process left out when there were more; None when the trainer cannot say.
+    images_per_s: float | None = None
+    speed: dict = field(default_factory=dict)  # compile, channels_last, prefetch as resolved
 
 
 @dataclass
@@ -83,6 +102,14 @@ class TrainingRun:
     # forward passes that train, so DDP sees them.
     model: nn.Module | None = None
     generators: dict[str, tuple[torch.Generator, int]] = field(default_factory=dict)
+    # Speed settings as resolved for this run (all off for an ArchSteps without `speedups`).
+    compile: bool = False
+    # Whether the skeleton compiles the module `build` returned (when `compile`); a step may
+    # turn it off in `build` where that measured slower (johnson's generator on CPU).
+    compile_model: bool = True
+    channels_last: bool = False
+    prefetch_depth: int = 0
+    streams: dict[str, Prefetcher] = field(default_factory=dict)
 
     @property
     def is_main(self) -> bool:
@@ -99,6 +126,38 @@ class TrainingRun:
 
     def autocast(self):
         return self.precision.autocast(self.device)
+
+    def compiled(self, module: nn.Module) -> nn.Module:
+        """`module` compiled when this run compiles (same parameters), else itself. Keep the
+        original for state dicts: the compiled one prefixes its keys."""
+        return compile_module(module) if self.compile else module
+
+    def to_format(self, x):
+        """A module or a 4-D batch in channels-last when the run uses it, else unchanged."""
+        if not self.channels_last:
+            return x
+        if isinstance(x, nn.Module):
+            return x.to(memory_format=torch.channels_last)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+    def prefetch(self, source: Iterator[torch.Tensor], name: str) -> Iterator[torch.Tensor]:
+        """`source` loaded ahead by a background thread when the run prefetches. Every random
+        draw of `source` must come from the generator `run.rng(name, …)` returned; checkpoints
+        then store the state after the batches handed out, so a resume stays exact."""
+        if self.prefetch_depth <= 0:
+            return source
+        stream = Prefetcher(source, self.generators[name][0], self.prefetch_depth)
+        self.streams[name] = stream
+        return stream
+
+    def rng_states(self) -> dict[str, torch.Tensor]:
+        return {name: (self.streams[name].get_state() if name in self.streams
+                       else generator.get_state()).cpu()
+                for name, (generator, _) in self.generators.items()}
+
+    def close_streams(self) -> None:
+        for stream in self.streams.values():
+            stream.close()
 
     def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """One optimizer step on `loss` through the gradient scaler (fp16 needs it)."""
@@ -128,6 +187,9 @@ class ArchSteps:
     arch: str
     # False: one process even under torchrun (the trainer has no DDP path of its own).
     distributed: bool = True
+    # True: the steps use the run's speed helpers (`run.compiled`, `run.to_format`,
+    # `run.prefetch`), so `--compile`, `--channels-last` and `--prefetch` apply.
+    speedups: bool = False
 
     def __init__(self, cfg: RunSettings):
         self.cfg = cfg
@@ -141,6 +203,10 @@ class ArchSteps:
     def step(self, run: TrainingRun, step: int) -> dict[str, torch.Tensor]:
         """One optimization step (`run.optimize`); the loss terms by name, for logs."""
         raise NotImplementedError
+
+    def images_per_step(self) -> int:
+        """Training images one step of one process consumes (for images/s)."""
+        return int(getattr(self.cfg, "batch", 1))
 
     def sample_rows(self, run: TrainingRun) -> list[torch.Tensor]:
         """N×3×H×W RGB 0..1 tensors for a sample grid (main rank, under `no_grad`)."""
@@ -195,9 +261,36 @@ def train(steps: ArchSteps, on_step: StepCallback | None = None) -> TrainResult:
         fingerprint = {**cfg.fingerprint(), "precision": precision.name}
         work = Path(cfg.work_dir or default_work_dir(cfg.name))
         run = TrainingRun(cfg, device, precision, ctx, precision.scaler(device), work)
+        _resolve_speed(steps, run)
         return _train(steps, run, fingerprint, on_step)
     finally:
         finish_distributed(ctx)
+
+
+def _resolve_speed(steps: ArchSteps, run: TrainingRun) -> None:
+    cfg = run.cfg
+    if steps.speedups:
+        run.compile = resolve_compile(cfg.compile, run.device, run.dist.world_size, cfg.steps)
+        run.channels_last = bool(cfg.channels_last)
+        run.prefetch_depth = max(0, int(cfg.prefetch))
+
+
+def build_single_run(steps: ArchSteps) -> TrainingRun:
+    """What `train` sets up before its loop, for one process without resume: seeded, built,
+    `run.model` compiled when the run compiles. For benchmarks that call `steps.step(run, i)`
+    themselves (`benchmarks/train_speed.py`); close with `run.close_streams()`."""
+    cfg = steps.cfg
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    work = Path(cfg.work_dir or default_work_dir(cfg.name))
+    run = TrainingRun(cfg, device, precision, DistributedContext(), precision.scaler(device), work)
+    _resolve_speed(steps, run)
+    torch.manual_seed(cfg.seed)
+    module = steps.build(run)
+    run.model = run.compiled(module) if run.compile_model else module
+    module.train()
+    return run
 
 
 def _train(steps: ArchSteps, run: TrainingRun, fingerprint: dict,
@@ -209,7 +302,10 @@ def _train(steps: ArchSteps, run: TrainingRun, fingerprint: dict,
     start, elapsed_before = 0, 0.0
     if cfg.resume:
         start, elapsed_before = _resume(steps, run, ckpt_path, fingerprint)
-    run.model = DistributedDataParallel(module) if ctx.world_size > 1 else module
+    if ctx.world_size > 1:
+        run.model = DistributedDataParallel(module)
+    else:
+        run.model = run.compiled(module) if run.compile_model else module
     scalars = ScalarLog(run.work / "tensorboard", cfg.tensorboard and ctx.is_main)
 
     def checkpoint(step: int, duration: float, losses: dict[str, float]) -> None:
@@ -221,20 +317,23 @@ def _train(steps: ArchSteps, run: TrainingRun, fingerprint: dict,
             "losses": losses,
             "world_size": ctx.world_size,
             "torch_rng": torch.get_rng_state(),
-            "rng": {name: g.get_state().cpu() for name, (g, _) in run.generators.items()},
+            "rng": run.rng_states(),
             "scaler": run.scaler.state_dict(),
             "state": steps.state_dict(),
         })
 
     losses: dict[str, float] = {}
+    step_times: list[float] = []
     t0 = time.perf_counter()
     step = start
     module.train()
     try:
         for step in range(start + 1, cfg.steps + 1):
+            t_step = time.perf_counter()
             terms = steps.step(run, step)
             losses = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
                       for k, v in terms.items()}
+            step_times.append(time.perf_counter() - t_step)
             if not all(map(_finite, losses.values())):
                 raise UserInputError(f"training diverged at step {step} (losses {losses}); "
                                      "lower --lr or the loss weights")
@@ -247,17 +346,31 @@ def _train(steps: ArchSteps, run: TrainingRun, fingerprint: dict,
                 if on_step is not None:
                     on_step(step, cfg.steps, losses)
         duration = elapsed_before + time.perf_counter() - t0
+        rate = _images_per_s(step_times, steps.images_per_step() * ctx.world_size)
+        speed = {"compile": run.compile, "channels_last": run.channels_last,
+                 "prefetch": run.prefetch_depth}
         check_replicas_agree(module, ctx)
         path = None
         if ctx.is_main:
             checkpoint(step, duration, losses)
             _write_sample(steps, run, "final.png")
-            path = _export(steps, run, fingerprint, step, losses, duration)
+            path = _export(steps, run, fingerprint, step, losses, duration, rate, speed)
         wait_for_all_ranks(ctx)
         run.model = None  # DDP's reducer goes before the process group it holds
     finally:
+        run.close_streams()
         scalars.close()
-    return TrainResult(path, step, losses, duration, str(run.device), run.work, ctx.world_size)
+    return TrainResult(path, step, losses, duration, str(run.device), run.work, ctx.world_size,
+                       rate, speed)
+
+
+def _images_per_s(step_times: list[float], images_per_step: int) -> float | None:
+    """Images per second of the training steps; the first one (warm-up: compile, first
+    allocations) is left out when there are others."""
+    timed = step_times[1:] or step_times
+    if not timed or sum(timed) <= 0:
+        return None
+    return images_per_step * len(timed) / sum(timed)
 
 
 def _resume(steps: ArchSteps, run: TrainingRun, path: Path, fingerprint: dict) -> tuple[int, float]:
@@ -287,7 +400,8 @@ def _write_sample(steps: ArchSteps, run: TrainingRun, name: str) -> None:
 
 
 def _export(steps: ArchSteps, run: TrainingRun, fingerprint: dict, step: int,
-            losses: dict[str, float], duration: float) -> Path:
+            losses: dict[str, float], duration: float, images_per_s: float | None,
+            speed: dict) -> Path:
     """The style file, its spec from the registry's facts and the run's settings."""
     from ..registry import user_styles_dir
 
@@ -309,6 +423,8 @@ def _export(steps: ArchSteps, run: TrainingRun, fingerprint: dict, step: int,
             "final_losses": {k: round(v, 6) for k, v in losses.items()},
             "device": device_description(run.device),
             "duration_s": round(duration, 1),
+            "images_per_s": round(images_per_s, 2) if images_per_s else None,
+            "speed": speed,
             "data": export.data,
         },
     }

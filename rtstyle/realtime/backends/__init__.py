@@ -40,6 +40,7 @@ Runner = Callable[["torch.Tensor"], "torch.Tensor"]
 
 __all__ = ["Backend", "BackendInfo", "BuildRequest", "Runner", "backend_aliases",
            "backend_help", "backend_info", "backend_names", "cpu_has_bf16", "get_backend",
+           "graph_inputs",
            "register_backend", "resolve_backend_name", "speed_order",
            "unregister_backend"]
 
@@ -84,6 +85,14 @@ class Backend:
 
     def build(self, request: BuildRequest) -> Runner:
         raise NotImplementedError
+
+
+def graph_inputs(module: nn.Module) -> tuple[torch.Tensor, ...]:
+    """The tensors a runner passes after the frame, read at each call: a multi-style net's live
+    style weight vector (`Stylizer.graph_inputs`), so switching styles needs no rebuild; () for
+    every single-style network. Builds export the graph with them as inputs."""
+    inputs = getattr(module, "graph_inputs", None)
+    return tuple(inputs()) if inputs is not None else ()
 
 
 def cpu_has_bf16() -> bool:

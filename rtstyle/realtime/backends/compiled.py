@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import Backend, BuildRequest, Runner, register_backend
+from . import Backend, BuildRequest, Runner, graph_inputs, register_backend
 from .eager import module_for
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def load_package(path: Path) -> Runner:
         except TypeError:  # a new signature
             pass
         else:
-            return lambda x: loader.run([x])[0]
+            return lambda *inputs: loader.run(list(inputs))[0]
     from torch._inductor import aoti_load_package
 
     return aoti_load_package(str(path))
@@ -130,7 +130,10 @@ class CompileBackend(Backend):
                 module = module_for(request).to(memory_format=torch.channels_last)
                 example = torch.zeros(request.shape, dtype=dtype).contiguous(
                     memory_format=torch.channels_last)
-                program = torch.export.export(module, (example,))
+                # A multi-style net's style vector is a graph input, not a frozen constant:
+                # switching styles changes an input, never the package.
+                extra = tuple(t.detach().clone() for t in graph_inputs(request.module))
+                program = torch.export.export(module, (example, *extra))
                 aoti_compile_and_package(program, package_path=str(path),
                                          inductor_configs={"freezing": True})
 
@@ -140,7 +143,8 @@ class CompileBackend(Backend):
         def run(x: torch.Tensor) -> torch.Tensor:
             # The package was compiled for channels_last strides and does not check them: a
             # plain contiguous input gives wrong pixels without an error (measured).
-            return package(x.to(dtype).contiguous(memory_format=torch.channels_last))
+            return package(x.to(dtype).contiguous(memory_format=torch.channels_last),
+                           *graph_inputs(request.module))
 
         return run
 
@@ -154,7 +158,7 @@ class CompileBackend(Backend):
         def run(x: torch.Tensor) -> torch.Tensor:
             x = x.to(dtype).contiguous(memory_format=torch.channels_last)
             with torch.no_grad():
-                y = compiled(x)
+                y = compiled(x, *graph_inputs(request.module))
             # CUDA graphs reuse their output buffer on the next replay; copy it out.
             return y.clone()
 

@@ -12,7 +12,7 @@ import contextlib
 import copy
 from typing import TYPE_CHECKING
 
-from . import Backend, BuildRequest, Runner, register_backend
+from . import Backend, BuildRequest, Runner, graph_inputs, register_backend
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +48,6 @@ class EagerBackend(Backend):
 
         def run(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad(), autocast_context(device, dtype):
-                return module(x.to(cast))
+                return module(x.to(cast), *graph_inputs(request.module))
 
         return run

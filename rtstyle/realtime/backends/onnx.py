@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import BackendUnavailableError
-from . import Backend, BuildRequest, Runner, register_backend
+from . import Backend, BuildRequest, Runner, graph_inputs, register_backend
 
 if TYPE_CHECKING:
     import torch
@@ -78,8 +78,12 @@ def quiet_torch_exporter() -> None:
 
 
 def export_onnx(module: nn.Module, path: Path, example: torch.Tensor, *,
-                dynamic: bool) -> None:
-    """Write `module` (N×3×H×W RGB 0..1 in and out) as ONNX; `dynamic` frees N, H and W."""
+                dynamic: bool, extra_inputs: tuple[torch.Tensor, ...] = ()) -> None:
+    """Write `module` (N×3×H×W RGB 0..1 in and out) as ONNX; `dynamic` frees N, H and W.
+
+    `extra_inputs` (a multi-style net's style vector, static graphs only) become the graph's
+    inputs `style0`, `style1`…; without them a multi-style net is exported with its current
+    style weights as constants."""
     if importlib.util.find_spec("onnxscript") is None:
         raise BackendUnavailableError("ONNX export needs onnxscript (pip install 'rtstyle[onnx]')")
     import torch
@@ -96,11 +100,17 @@ def export_onnx(module: nn.Module, path: Path, example: torch.Tensor, *,
         kwargs["dynamic_shapes"] = {"x": {0: Dim("batch", min=1, max=64),
                                           2: Dim("height", min=multiple, max=8192),
                                           3: Dim("width", min=multiple, max=8192)}}
+    extra = tuple(t.detach().float().cpu().clone() for t in extra_inputs)
     with torch.inference_mode(False), torch.no_grad():
-        program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET,
-                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                    verbose=False, **kwargs)
+        program = torch.onnx.export(module, (example, *extra), dynamo=True,
+                                    opset_version=OPSET,
+                                    input_names=[INPUT_NAME, *extra_input_names(len(extra))],
+                                    output_names=[OUTPUT_NAME], verbose=False, **kwargs)
     program.save(str(path))
+
+
+def extra_input_names(count: int) -> list[str]:
+    return [f"style{i}" for i in range(count)]
 
 
 def make_session(path: Path, device: torch.device, threads: int | None = None):
@@ -156,13 +166,20 @@ class OnnxRuntimeBackend(Backend):
         example = torch.rand(request.shape)
         session = request.cache.load_or_build(
             self.name, self._key(request), ".onnx",
-            lambda tmp: export_onnx(request.module, tmp, example, dynamic=False),
+            lambda tmp: export_onnx(request.module, tmp, example, dynamic=False,
+                                    extra_inputs=graph_inputs(request.module)),
             lambda path: make_session(path, request.device, threads=torch.get_num_threads()))
         if request.device.type == "cuda":
+            if graph_inputs(request.module):
+                raise BackendUnavailableError("multi-style nets are not wired for onnxruntime "
+                                              "on CUDA yet")
             return _cuda_runner(session, request.device)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             feed = {INPUT_NAME: np.ascontiguousarray(x.detach().float().numpy())}
+            extra = graph_inputs(request.module)
+            feed.update({name: t.detach().float().cpu().numpy()
+                         for name, t in zip(extra_input_names(len(extra)), extra, strict=True)})
             return torch.from_numpy(session.run([OUTPUT_NAME], feed)[0])
 
         return run

@@ -16,7 +16,7 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import Backend, BuildRequest, Runner, register_backend
+from . import Backend, BuildRequest, Runner, graph_inputs, register_backend
 from .eager import module_for
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ class TensorRTBackend(Backend):
 
         shape, dtype = request.shape, request.dtype
         example = torch.zeros(shape, device=request.device, dtype=dtype)
+        # A multi-style net's style vector: a second input (float32), not a constant.
+        extra = tuple(t.detach().clone() for t in graph_inputs(request.module))
 
         def build(path: Path) -> None:
             module = module_for(request)
@@ -72,9 +74,11 @@ class TensorRTBackend(Backend):
             if _major_minor(torch_tensorrt.__version__) < (2, 9):
                 # Later releases type layers from the module's own dtype and deprecate this.
                 options["enabled_precisions"] = {dtype}
-            compiled = torch_tensorrt.compile(module, ir="dynamo", inputs=[spec], **options)
+            specs = [spec] + [torch_tensorrt.Input(shape=tuple(t.shape), dtype=t.dtype)
+                              for t in extra]
+            compiled = torch_tensorrt.compile(module, ir="dynamo", inputs=specs, **options)
             torch_tensorrt.save(compiled, str(path), output_format="exported_program",
-                                inputs=[example])
+                                inputs=[example, *extra])
 
         program = request.cache.load_or_build(
             self.name, self._key(request), ".ep", build,
@@ -82,6 +86,6 @@ class TensorRTBackend(Backend):
 
         def run(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                return program(x.to(dtype))
+                return program(x.to(dtype), *graph_inputs(request.module))
 
         return run
