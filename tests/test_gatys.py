@@ -61,6 +61,19 @@ def test_init_fast_starts_lower_than_the_photo(photo, wave, tmp_path):
     assert runs["fast"]["loss_initial"] < 0.7 * runs["photo"]["loss_initial"]
 
 
+def test_init_fast_skips_the_coarse_level(shared_data, wave, tmp_path):
+    """From a net's output the optimisation runs at full size only (FAST_INIT_DEFAULTS), where
+    a photo start goes coarse to fine."""
+    photo = tmp_path / "photo.png"
+    write_image(photo, resize_max_side(read_image(sorted(
+        (shared_data / "content" / "eval").glob("*.jpg"))[0]), 420))
+    runs = {init: _gatys([photo, "--style", wave, "--steps", "1", "--init", init,
+                          "-o", tmp_path / f"init_{init}.png"])["results"][0]
+            for init in ("photo", "fast")}
+    assert len(runs["photo"]["sizes"]) == 2
+    assert runs["fast"]["sizes"] == [runs["photo"]["sizes"][-1]]
+
+
 def test_mixing_with_weight_0_or_1_is_the_single_style(photo, wave, shared_data):
     scream = shared_data / "styles" / "munch_the_scream.jpg"
     x = image_to_tensor(read_image(photo))

@@ -87,7 +87,8 @@ def image(
     steps: Annotated[int | None, typer.Option(
         min=1, help="--method gatys, or --photoreal with a reference image: L-BFGS iterations "
                     "at the coarsest size (gatys: default 200, half as many at each finer "
-                    "size; photoreal: default 100, a quarter).")] = None,
+                    "size; with --init fast 100 at full size only; photoreal: default 100, a "
+                    "quarter).")] = None,
     init: Annotated[Init, typer.Option(
         help="--method gatys: start from the photo, from noise, or from a feed-forward net's "
              "output (fast: fewer steps to the same loss).")] = Init.photo,
@@ -153,16 +154,18 @@ def image(
             if photoreal or mask is not None or style_image is not None:
                 raise UserInputError("--method gatys takes paintings as --style; --photoreal, "
                                      "--mask and --style-image are for the fast method")
-            from ..models.gatys import GatysConfig
+            from ..models.gatys import FAST_INIT_DEFAULTS, GatysConfig
             from ..stills import GatysStill
+
+            given = {k: v for k, v in (
+                ("steps", steps), ("style_weight", style_weight),
+                ("content_weight", content_weight), ("tv_weight", tv_weight)) if v is not None}
+            defaults = FAST_INIT_DEFAULTS if init.value == "fast" else {}
 
             settings = GatysStill(
                 [Path(s) for s in styles], mix=parse_mix(mix), init=init.value,
                 init_style=init_style, strength=strength, preserve_color=color,
-                config=GatysConfig(**{k: v for k, v in (
-                    ("steps", steps), ("style_weight", style_weight),
-                    ("content_weight", content_weight), ("tv_weight", tv_weight))
-                    if v is not None}),
+                config=GatysConfig(**{**defaults, **given}),
                 **geometry)
             _gatys(inputs, output, settings, dev, overwrite, as_json)
             return
