@@ -25,7 +25,7 @@ from rtstyle.batch.plan import index_frames, plan_batch, preroll_frames, split_p
 from rtstyle.batch.work import FAIL_ONCE_ENV
 from rtstyle.cli import app
 from rtstyle.errors import UserInputError
-from rtstyle.images import write_image
+from rtstyle.images import read_image, write_image
 from rtstyle.realtime.runs import Geometry, StyleSettings, VideoRun
 from rtstyle.realtime.sources import FileSource
 
@@ -218,3 +218,29 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_files(tiny_style_file, shared_da
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr.decode()[-2000:]
     assert list(out.iterdir()) == []
+
+
+def test_batch_keeps_the_photo_colours_and_runs_photoreal_like_image(shared_data, tmp_path):
+    """`--preserve-color` and `--photoreal` reach the workers: a still comes out as `image`
+    makes it with the same options, and differs from the plain stylization."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = sorted((shared_data / "content" / "eval").glob("*.jpg"))[0]
+    (folder / "photo.png").symlink_to(photo)  # the name only sets the output's format
+
+    def batch(out: Path, *extra: str) -> np.ndarray:
+        result = CliRunner().invoke(app, batch_cli("monet", folder, "-o", out, *extra,
+                                                   "--workers", "1"))
+        assert result.exit_code == 0, result.output
+        return read_image(out / "photo.png").astype(int)
+
+    plain = batch(tmp_path / "plain")
+    for extra in (["--preserve-color", "luminance"], ["--photoreal"]):
+        alone = tmp_path / f"alone{extra[0]}.png"
+        single = CliRunner().invoke(app, ["image", str(photo), "-o", str(alone), "--style",
+                                          "monet", "--max-side", "64",
+                                          "--device", "cpu", *extra])
+        assert single.exit_code == 0, single.output
+        got = batch(tmp_path / f"out{extra[0]}", *extra)
+        assert np.abs(got - read_image(alone).astype(int)).max() <= 1, extra
+        assert np.abs(got - plain).mean() > 2, extra

@@ -127,6 +127,7 @@ class StillTask:
         from ..devices import resolve_device
         from ..images import read_image, write_image
         from ..models.style_scale import with_style_scale
+        from ..realtime.finishing import make_finish
         from ..stills import stylize_rgb
 
         _check_input(self.source)
@@ -138,8 +139,11 @@ class StillTask:
         device = resolve_device(s.device)
         stylizer = with_style_scale(_stylizer(s.styles[0], s.style_image, str(device)),
                                     s.style_scale)
+        finish = make_finish(photoreal=s.photoreal, radius=s.photoreal_radius,
+                             eps=s.photoreal_eps, device=device)
         rgb = stylize_rgb(stylizer, read_image(self.source), device, size=g.size,
-                          scale=g.scale, max_side=g.max_side, strength=s.strength)
+                          scale=g.scale, max_side=g.max_side, strength=s.strength,
+                          preserve_color=s.preserve_color, finish=finish)
         work = self.scratch / self.target.name
         try:
             write_image(work, rgb)

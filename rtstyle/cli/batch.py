@@ -28,7 +28,11 @@ from .common import (
     GeometryHelp,
     JsonOption,
     NoSmoothOption,
+    PhotorealEpsOption,
+    PhotorealOption,
+    PhotorealRadiusOption,
     PrecisionOption,
+    PreserveColorOption,
     SmoothOption,
     StyleImageOption,
     StyleOption,
@@ -198,6 +202,10 @@ def batch(
         help="An existing Ray cluster (implies --ray): auto (the one this machine joined with "
              "`ray start`), HOST:6379, or ray://HOST:10001 (Ray Client).")] = None,
     style_scale: StyleScaleOption = "1",
+    preserve_color: PreserveColorOption = None,
+    photoreal: PhotorealOption = False,
+    photoreal_radius: PhotorealRadiusOption = None,
+    photoreal_eps: PhotorealEpsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Stylize many videos and images into a folder, here or on a Ray cluster."""
@@ -212,7 +220,9 @@ def batch(
         settings = StyleSettings(
             styles=(style,), style_image=style_image, strength=strength, device=device,
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
-            smooth_blend=smooth_blend, style_scale=parse_style_scale(style_scale))
+            smooth_blend=smooth_blend, style_scale=parse_style_scale(style_scale),
+            preserve_color=preserve_color.value if preserve_color is not None else None,
+            photoreal=photoreal, photoreal_radius=photoreal_radius, photoreal_eps=photoreal_eps)
         recipe = Recipe(settings, Geometry(parse_size(size), scale, max_side), codec=codec,
                         crf=crf, preset=preset, max_frames=max_frames)
         on_ray = ray or ray_address is not None

@@ -105,6 +105,13 @@ StyleOption = Annotated[
         callback=check_style,
     ),
 ]
+MixOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Weights of the repeated --style, e.g. 0.3,0.7 (scaled to sum to 1): paint them "
+             "as one mixed style (blended instance norms when they share a multi-style file, "
+             "mixed statistics for paintings through AdaIN, blended outputs otherwise)."),
+]
 StyleImageOption = Annotated[
     Path | None,
     typer.Option("--style-image", help="Painting for an arbitrary-style (AdaIN or SANet) model."),

@@ -14,6 +14,7 @@ import typer
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
+from ..errors import UserInputError
 from .common import (
     DEFAULT_BLEND,
     DEFAULT_SMOOTH,
@@ -25,6 +26,7 @@ from .common import (
     JsonOption,
     MaskFeatherOption,
     MaskOption,
+    MixOption,
     NoSmoothOption,
     PhotorealEpsOption,
     PhotorealOption,
@@ -34,7 +36,6 @@ from .common import (
     SegmentOption,
     SmoothOption,
     StyleImageOption,
-    StyleOption,
     StyleScaleOption,
     check_style,
     complete_style,
@@ -109,7 +110,11 @@ def video(
         help="Input video, image sequence (frames/%04d.png), URL or lavfi:GRAPH.")],
     target: Annotated[Path, typer.Argument(help="Output video (.mp4, .mkv, .mov, .webm).")],
     *,
-    style: StyleOption,
+    style: Annotated[list[str], typer.Option(
+        "--style", "-s", help="Style name (see `rtstyle styles`), an rtstyle .safetensors "
+                              "file, or a painting; repeat it with --mix to mix styles.",
+        autocompletion=complete_style, callback=_check_styles)],
+    mix: MixOption = None,
     style_image: StyleImageOption = None,
     strength: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Style strength: 0 = the input, 1 = full style (a blend of "
@@ -142,12 +147,17 @@ def video(
 ) -> None:
     """Stylize a video file, keeping every frame, the timing and the audio."""
     from ..geometry import parse_size
+    from ..models.mixing import parse_mix
     from ..models.style_scale import parse_style_scale
     from ..realtime.runs import Geometry, StyleSettings, VideoRun
 
     with user_errors():
+        if len(style) > 1 and mix is None:
+            raise UserInputError("a video is painted in one style: give one --style, or "
+                                 "several with --mix (e.g. --mix 0.5,0.5)")
+        weights = parse_mix(mix)
         settings = StyleSettings(
-            styles=(style,), style_image=style_image, strength=strength, device=device,
+            styles=tuple(style), mix=None if weights is None else tuple(weights), style_image=style_image, strength=strength, device=device,
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
             smooth_blend=smooth_blend, photoreal=photoreal, photoreal_radius=photoreal_radius,
             photoreal_eps=photoreal_eps, mask=mask, mask_feather=mask_feather, segment=segment,
@@ -184,8 +194,10 @@ def video(
 def webcam(
     *,
     style: Annotated[list[str], typer.Option(
-        "--style", "-s", help="Style name or file; repeat it to switch styles with n/p keys.",
+        "--style", "-s", help="Style name or file; repeat it to switch styles with n/p keys "
+                              "(or to mix them, with --mix).",
         autocompletion=complete_style, callback=_check_styles)],
+    mix: MixOption = None,
     camera: Annotated[str, typer.Option(
         help="Camera index (0; see `rtstyle cameras`), /dev/videoN, a video file, a URL or "
              "lavfi:GRAPH.")] = "0",
@@ -228,13 +240,15 @@ def webcam(
 ) -> None:
     """Stylize a camera live, to a window, a virtual camera, a network stream or a file."""
     from ..geometry import parse_size
+    from ..models.mixing import parse_mix
     from ..models.style_scale import parse_style_scale
     from ..realtime.controls import KEY_HELP
     from ..realtime.runs import Geometry, LiveRun, StyleSettings
 
     with user_errors():
+        weights = parse_mix(mix)
         settings = StyleSettings(
-            styles=tuple(style), style_image=style_image, strength=strength, device=device,
+            styles=tuple(style), mix=None if weights is None else tuple(weights), style_image=style_image, strength=strength, device=device,
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
             smooth_blend=smooth_blend, photoreal=photoreal, photoreal_radius=photoreal_radius,
             photoreal_eps=photoreal_eps, mask=mask, mask_feather=mask_feather, segment=segment,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -96,7 +96,10 @@ class StyleSettings:
     `mask_feather` px) or `segment` ("person" or "background") limits where the style goes
     (`rtstyle.realtime.finishing`). `style_scale` (a factor in (0, 4] or "auto") runs the
     generator on the frame scaled by it and brings the result back by guided upsampling, so
-    strokes keep their trained size (`rtstyle.models.style_scale`); 1 is off.
+    strokes keep their trained size (`rtstyle.models.style_scale`); 1 is off. `mix` (one
+    weight per style) paints all `styles` as one mixed style (`load_style_mix`: blended
+    instance norms when they share a multi-style net, mixed statistics for paintings through
+    AdaIN, blended outputs otherwise) instead of cycling through them.
     """
 
     styles: tuple[str, ...]
@@ -115,6 +118,14 @@ class StyleSettings:
     segment: str | None = None
     preserve_color: str | None = None
     style_scale: float | str = 1.0
+    mix: tuple[float, ...] | None = None
+
+    @property
+    def style_names(self) -> list[str]:
+        """What the run cycles through: each style, or the one mix of them all."""
+        if self.mix is None:
+            return list(self.styles)
+        return ["+".join(f"{name}*{w:g}" for name, w in zip(self.styles, self.mix, strict=True))]
 
 
 @dataclass
@@ -172,6 +183,11 @@ class StyledRun:
     def __init__(self, settings: StyleSettings, *, on_status: StatusCallback | None = None):
         if not settings.styles:
             raise UserInputError("no style given")
+        if settings.mix is not None:
+            from ..models.mixing import mix_weights
+
+            settings = replace(settings, mix=tuple(mix_weights(settings.mix,
+                                                               len(settings.styles))))
         self.settings = settings
         self.on_status = on_status
         check_color_mode(settings.preserve_color)
@@ -228,7 +244,18 @@ class StyledRun:
             # smoothing stay at full size.
             return with_style_scale(engine, s.style_scale, stylizer.train_size)
 
-        self.process = StyleCycler(list(s.styles), load, strength=s.strength,
+        def load_mix(_name: str):
+            from ..models.loading import load_style_mix
+
+            stylizer = load_style_mix(list(s.styles), list(s.mix), device=self.device,
+                                      style_image=s.style_image)
+            engine = InferenceEngine(stylizer, self.device, backend=s.backend,
+                                     precision=s.precision, on_status=self.on_status,
+                                     expected_frames=expected_frames)
+            return with_style_scale(engine, s.style_scale, getattr(stylizer, "train_size", None))
+
+        self.process = StyleCycler(s.style_names, load if s.mix is None else load_mix,
+                                   strength=s.strength,
                                    preserve_color=s.preserve_color)
         self.smoother = make_smoother(
             s.smooth, blend=s.smooth_blend,
@@ -272,7 +299,8 @@ class StyledRun:
         return RunReport(
             kind=self.kind, input=source_in, input_description=in_desc, output=out,
             output_description=out_desc, size=self.size,
-            style=", ".join(self.settings.styles) if self.process is None or self.kind == "live"
+            style=", ".join(self.settings.style_names)
+            if self.process is None or self.kind == "live"
             else self.process.name,
             device=str(self.device), backend=self.backend_label,
             smooth=self.smoother.strength if self.smoother is not None else 0.0,
@@ -432,7 +460,7 @@ class LiveRun(StyledRun):
         checked here, before the warm-up, so a missing display or driver fails at once."""
         info, (width, height), output = self.source.info, self.size, self.output
         if output == "window":
-            state = ViewState(style_count=len(self.settings.styles),
+            state = ViewState(style_count=len(self.settings.style_names),
                               strength=self.settings.strength,
                               preserve_color=self.settings.preserve_color)
             return PreviewSink(state, on_change=self._on_view_change)
