@@ -105,6 +105,29 @@ def _warm_up(run, as_json: bool) -> None:
         err.print(f"backend: {label}", highlight=False)
 
 
+def _style_settings(options: dict):
+    """The `StyleSettings` of `video` and `webcam` from their parsed options (`locals()`): the
+    fields they share by name, plus the few that need converting, in one place."""
+    import dataclasses
+
+    from ..models.mixing import parse_mix
+    from ..models.style_scale import parse_style_scale
+    from ..realtime.runs import StyleSettings
+
+    weights = parse_mix(options["mix"])
+    color = options["preserve_color"]
+    converted = {
+        "styles": tuple(options["style"]),
+        "mix": None if weights is None else tuple(weights),
+        "smooth": 0.0 if options["no_smooth"] else options["smooth"],
+        "preserve_color": color.value if color is not None else None,
+        "style_scale": parse_style_scale(options["style_scale"]),
+    }
+    shared = {f.name: options[f.name] for f in dataclasses.fields(StyleSettings)
+              if f.name in options and f.name not in converted}
+    return StyleSettings(**shared, **converted)
+
+
 def video(
     source: Annotated[str, typer.Argument(
         help="Input video, image sequence (frames/%04d.png), URL or lavfi:GRAPH.")],
@@ -147,22 +170,13 @@ def video(
 ) -> None:
     """Stylize a video file, keeping every frame, the timing and the audio."""
     from ..geometry import parse_size
-    from ..models.mixing import parse_mix
-    from ..models.style_scale import parse_style_scale
-    from ..realtime.runs import Geometry, StyleSettings, VideoRun
+    from ..realtime.runs import Geometry, VideoRun
 
     with user_errors():
         if len(style) > 1 and mix is None:
             raise UserInputError("a video is painted in one style: give one --style, or "
                                  "several with --mix (e.g. --mix 0.5,0.5)")
-        weights = parse_mix(mix)
-        settings = StyleSettings(
-            styles=tuple(style), mix=None if weights is None else tuple(weights), style_image=style_image, strength=strength, device=device,
-            backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
-            smooth_blend=smooth_blend, photoreal=photoreal, photoreal_radius=photoreal_radius,
-            photoreal_eps=photoreal_eps, mask=mask, mask_feather=mask_feather, segment=segment,
-            preserve_color=preserve_color.value if preserve_color is not None else None,
-            style_scale=parse_style_scale(style_scale))
+        settings = _style_settings(locals())
         run = VideoRun(source, target, settings,
                        geometry=Geometry(parse_size(size), scale, max_side), codec=codec,
                        crf=crf, preset=preset, overwrite=overwrite, max_frames=max_frames,
@@ -240,20 +254,11 @@ def webcam(
 ) -> None:
     """Stylize a camera live, to a window, a virtual camera, a network stream or a file."""
     from ..geometry import parse_size
-    from ..models.mixing import parse_mix
-    from ..models.style_scale import parse_style_scale
     from ..realtime.controls import KEY_HELP
-    from ..realtime.runs import Geometry, LiveRun, StyleSettings
+    from ..realtime.runs import Geometry, LiveRun
 
     with user_errors():
-        weights = parse_mix(mix)
-        settings = StyleSettings(
-            styles=tuple(style), mix=None if weights is None else tuple(weights), style_image=style_image, strength=strength, device=device,
-            backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
-            smooth_blend=smooth_blend, photoreal=photoreal, photoreal_radius=photoreal_radius,
-            photoreal_eps=photoreal_eps, mask=mask, mask_feather=mask_feather, segment=segment,
-            preserve_color=preserve_color.value if preserve_color is not None else None,
-            style_scale=parse_style_scale(style_scale))
+        settings = _style_settings(locals())
         run = LiveRun(camera, output, settings,
                       geometry=Geometry(parse_size(size), scale, max_side), fps=fps,
                       mirror=mirror, reconnect=reconnect, vcam_backend=vcam_backend,
