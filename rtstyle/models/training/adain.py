@@ -28,7 +28,7 @@ from ..vgg import load_vgg19
 from .common import weights_to_fine_tune
 from .configs import AdaINConfig
 from .data import PhotoBatches, list_images, random_crop, to_tensor01
-from .trainer import ArchSteps, Export, StepCallback, TrainingRun, TrainResult, train
+from .trainer import Export, FrozenEncoderSteps, StepCallback, TrainingRun, TrainResult, train
 
 __all__ = ["AdaINConfig", "AdaINObjective", "AdaINSteps", "PaintingBatches", "adain_losses",
            "train_adain"]
@@ -120,7 +120,7 @@ def _sample_pairs(content: Path, styles: list[Path], size: int,
     return (torch.stack([crop(p) for p in chosen]), torch.stack([crop(p) for p in paintings]))
 
 
-class AdaINSteps(ArchSteps):
+class AdaINSteps(FrozenEncoderSteps):
     """The decoder trains; the encoder (the registry's frozen prefix) stays VGG-19.
 
     AdaIN eats and emits RGB 0..1, its registered range, which is also what its VGG losses
@@ -182,18 +182,6 @@ class AdaINSteps(ArchSteps):
         finally:
             self.model.train(was_training)
         return [content, style, out]
-
-    def _trainable_state(self) -> dict[str, torch.Tensor]:
-        """decoder.*: the encoder is the default VGG-19 and stays out of files."""
-        return {k: v for k, v in self.model.state_dict().items()
-                if not k.startswith(self.frozen)}
-
-    def state_dict(self) -> dict:
-        return {"trainable": self._trainable_state(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict({**self.model.state_dict(), **state["trainable"]})
-        self.optimizer.load_state_dict(state["optimizer"])
 
     def export(self) -> Export:
         cfg = self.cfg

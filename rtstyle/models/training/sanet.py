@@ -22,7 +22,7 @@ from ..vgg import load_vgg19
 from .common import weights_to_fine_tune
 from .configs import SANetConfig
 from .data import PhotoBatches
-from .trainer import ArchSteps, Export, StepCallback, TrainingRun, TrainResult, train
+from .trainer import Export, FrozenEncoderSteps, StepCallback, TrainingRun, TrainResult, train
 
 __all__ = ["SANetConfig", "SANetObjective", "SANetSteps", "sanet_losses", "train_sanet"]
 
@@ -95,7 +95,7 @@ class SANetObjective(torch.nn.Module):
         return sanet_losses(self.model, content, style, self.weights)
 
 
-class SANetSteps(ArchSteps):
+class SANetSteps(FrozenEncoderSteps):
     """The transform and decoder train; the encoder (the registry's frozen prefix) stays VGG-19.
 
     SANet eats and emits RGB 0..1, its registered range, which is also what its VGG losses take,
@@ -146,18 +146,6 @@ class SANetSteps(ArchSteps):
         """The last step's content, painting and output (SANet has no fixed painting)."""
         content, style, out = self._last
         return [content, style, out.float()]
-
-    def _trainable_state(self) -> dict[str, torch.Tensor]:
-        """decoder.* and transform.*: the encoder is the default VGG-19 and stays out of files."""
-        return {k: v for k, v in self.model.state_dict().items()
-                if not k.startswith(self.frozen)}
-
-    def state_dict(self) -> dict:
-        return {"trainable": self._trainable_state(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict({**self.model.state_dict(), **state["trainable"]})
-        self.optimizer.load_state_dict(state["optimizer"])
 
     def export(self) -> Export:
         cfg = self.cfg

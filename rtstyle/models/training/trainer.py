@@ -240,6 +240,27 @@ def default_work_dir(name: str) -> Path:
     return user_data_dir() / "training" / name
 
 
+class FrozenEncoderSteps(ArchSteps):
+    """Steps of an arbitrary-style model whose VGG-19 encoder (the registry's frozen prefix,
+    `self.frozen`) never trains: checkpoints and the exported file hold the rest of
+    `self.model` only, the optimizer (`self.optimizer`) beside it in checkpoints."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    frozen: str
+
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.model.state_dict().items()
+                if not k.startswith(self.frozen)}
+
+    def state_dict(self) -> dict:
+        return {"trainable": self._trainable_state(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict({**self.model.state_dict(), **state["trainable"]})
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
 def train(steps: ArchSteps, on_step: StepCallback | None = None) -> TrainResult:
     """Run (or resume) a training; export the style on the main rank and return its path."""
     cfg = steps.cfg
