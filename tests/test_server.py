@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from conftest import make_tiny_style
 from PIL import Image
 from typer.testing import CliRunner
@@ -134,6 +135,38 @@ def test_a_bad_style_scale_is_a_400(tmp_path, tiny_styles):
         response = stylize(client, image_bytes(), style_scale="0")
     assert response.status_code == 400
     assert response.json()["detail"].startswith("style_scale must be a number in (0, 4]")
+
+
+def test_colour_switches_are_the_clis_preserve_color_and_photoreal(tmp_path, rtstyle_home,
+                                                                  one_torch_thread):
+    """`preserve_color` and `photoreal` give what `--preserve-color` and `--photoreal` give
+    (`stylize_rgb` with the same options), and each changes the picture."""
+    from rtstyle.models.loading import load_stylizer
+    from rtstyle.realtime.finishing import make_finish
+    from rtstyle.stills import stylize_rgb
+
+    photo = image_bytes(fmt="PNG")
+    rgb = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
+    options = {"plain": ({}, {}),
+               "kept": ({"preserve_color": "luminance"}, {"preserve_color": "luminance"}),
+               "real": ({"photoreal": "true"}, {"finish": make_finish(
+                   photoreal=True, device=torch.device("cpu"))})}
+    with serving(tmp_path) as (client, _):
+        got = {k: stylize(client, photo, style="monet", **fields)
+               for k, (fields, _) in options.items()}
+        bad_color = stylize(client, photo, style="monet", preserve_color="sepia")
+        bad_flag = stylize(client, photo, style="monet", photoreal="maybe")
+    stylizer = load_stylizer("monet", device="cpu")  # a bundled, trained net: real colours
+    pictures = {}
+    for key, (_, library) in options.items():
+        assert got[key].status_code == 200, got[key].text
+        pictures[key] = np.asarray(Image.open(io.BytesIO(got[key].content))).astype(int)
+        want = stylize_rgb(stylizer, rgb, torch.device("cpu"), **library).astype(int)
+        assert np.abs(pictures[key] - want).max() <= 1, key
+    assert np.abs(pictures["kept"] - pictures["plain"]).mean() > 5
+    assert np.abs(pictures["real"] - pictures["plain"]).mean() > 5
+    assert bad_color.status_code == 400 and "preserve_color" in bad_color.json()["detail"]
+    assert bad_flag.status_code == 400 and "photoreal" in bad_flag.json()["detail"]
 
 
 def test_strength_zero_gives_back_the_input(tmp_path, tiny_styles):

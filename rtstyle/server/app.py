@@ -28,7 +28,9 @@ from ..devices import resolve_device
 from ..errors import MediaError, RtstyleError, UserInputError
 from ..geometry import parse_size, target_size
 from ..images import read_image
+from ..models.color import check_color_mode
 from ..models.style_scale import parse_style_scale, with_style_scale
+from ..realtime.finishing import make_finish
 from ..realtime.runs import Geometry, StyleSettings
 from ..stills import stylize_rgb
 from .access import AccessGuard
@@ -166,6 +168,20 @@ def _style_scale(fields: dict[str, str]) -> float | str:
         raise HTTPException(400, str(exc).replace("--style-scale", "style_scale")) from None
 
 
+def _color_options(fields: dict[str, str]) -> tuple[str | None, bool]:
+    """(`preserve_color`, `photoreal`) from the form, checked: the page's colour switches,
+    the same as `--preserve-color` and `--photoreal`."""
+    try:
+        color = check_color_mode((fields.get("preserve_color") or "").strip() or None)
+    except UserInputError as exc:
+        raise HTTPException(400, str(exc).replace("colour preservation", "preserve_color")
+                            ) from None
+    flag = (fields.get("photoreal") or "").strip().lower()
+    if flag not in ("", "0", "1", "true", "false", "on", "off"):
+        raise HTTPException(400, f"photoreal must be true or false, got '{flag}'")
+    return color, flag in ("1", "true", "on")
+
+
 def _the_file(form: Form, what: str) -> UploadedFile:
     upload = form.files.get("file")
     if upload is None or upload.size == 0:
@@ -200,6 +216,7 @@ def _stylize_still(state: ServerState, form: Form) -> Response:
     spec = state.catalog.resolve(form.fields.get("style"))
     strength, geometry = _style_options(form.fields)
     style_scale = _style_scale(form.fields)
+    color, photoreal = _color_options(form.fields)
     probe = probe_image(upload.path, config.max_pixels)
     pil_format, media_type, suffix = output_format(form.fields.get("format"), probe.format)
     painting_path = _painting(state, spec, form)
@@ -210,7 +227,10 @@ def _stylize_still(state: ServerState, form: Form) -> Response:
     check_pixels(width, height, config.max_pixels, "the result")
     stylizer = with_style_scale(state.stylizers.get(spec, painting), style_scale)
     with state.gate:
-        painted = stylize_rgb(stylizer, rgb, state.device, strength=strength, **geometry)
+        painted = stylize_rgb(stylizer, rgb, state.device, strength=strength,
+                              preserve_color=color,
+                              finish=make_finish(photoreal=photoreal, device=state.device),
+                              **geometry)
     name = f"{_label(upload.filename)}-{_label(spec.name)}{suffix}"
     return Response(encode_image(painted, pil_format), media_type=media_type, headers={
         "Content-Disposition": f'inline; filename="{name}"',
@@ -223,13 +243,14 @@ def _prepare_job(state: ServerState, form: Form, job_id: str, folder: Path) -> J
     spec = state.catalog.resolve(form.fields.get("style"))
     strength, geometry = _style_options(form.fields)
     smooth = _number(form.fields, "smooth", low=0.0, high=1.0)
+    color, photoreal = _color_options(form.fields)
     probe = probe_video(upload.path, config.max_pixels, config.max_video_seconds)
     width, height = target_size(probe.width, probe.height, **geometry, even=True)
     check_pixels(width, height, config.max_pixels, "the result")
     settings = StyleSettings(
         styles=(spec.full_name,), style_image=_painting(state, spec, form), strength=strength,
         device=config.device, backend=config.backend, precision=config.precision,
-        style_scale=_style_scale(form.fields),
+        style_scale=_style_scale(form.fields), preserve_color=color, photoreal=photoreal,
         **({} if smooth is None else {"smooth": smooth}))
     return Job(id=job_id, folder=folder, input=upload.path, style=spec.full_name,
                settings=settings, geometry=Geometry(**geometry), probe=probe,

@@ -69,6 +69,13 @@ _OPTIONS = {
                     "description": "Run the network on the picture scaled by this (0 < S <= 4) "
                     "or `auto` (its training size), upsampled back edge-aware: strokes 1/S "
                     "times larger. 1 = off (as `--style-scale`)."},
+    "preserve_color": {"type": "string", "enum": ["off", "luminance", "histogram"],
+                       "default": "off", "description": "Keep the photo's colours: take only "
+                       "the style's lightness (luminance) or match the output's colour "
+                       "statistics to the photo's (histogram); as `--preserve-color`."},
+    "photoreal": {"type": "boolean", "default": False,
+                  "description": "A locally affine recolouring of the input: the style's "
+                  "colours, the photo's structure (as `--photoreal`)."},
     "style_image": {"type": "string", "format": "binary",
                     "description": "The painting, for a style with needs_style_image."},
 }

@@ -50,6 +50,8 @@ function styleForm(file) {
   form.append("style", state.style);
   form.append("strength", $("strength").value);
   if ($("max-side").value) form.append("max_side", $("max-side").value);
+  form.append("preserve_color", $("preserve-color").value);
+  if ($("photoreal").checked) form.append("photoreal", "true");
   const style = currentStyle();
   if (style && style.needs_style_image && state.painting) form.append("style_image", state.painting);
   return form;
@@ -510,6 +512,8 @@ function wire() {
     if (state.live) state.live.send({ type: "strength", value: Number($("strength").value) });
   });
   $("strength").addEventListener("change", settingsChanged);
+  $("preserve-color").addEventListener("change", settingsChanged);
+  $("photoreal").addEventListener("change", settingsChanged);
   $("max-side").addEventListener("change", settingsChanged);
   $("painting-input").addEventListener("change", (e) => {
     state.painting = e.target.files[0] || null;
