@@ -452,6 +452,29 @@ def test_live_paints_frames_and_switches_style_without_reconnecting(tmp_path, ti
             assert np.abs(painted - original).mean() < 8, "strength 0 should give the camera back"
 
 
+def test_live_keeps_the_cameras_colours_on_request(tmp_path, rtstyle_home, one_torch_thread):
+    """`preserve_color` on the socket is the preview's `c` key: the camera's chroma comes back."""
+    from rtstyle.images import image_to_tensor
+    from rtstyle.models.color import rgb_to_ycbcr
+
+    def chroma_gap(frame: bytes) -> float:
+        sent, got = (rgb_to_ycbcr(image_to_tensor(np.asarray(Image.open(io.BytesIO(data)))))
+                     for data in (smooth_jpeg(seed=3), frame[8:]))
+        return float((sent[0, 1:] - got[0, 1:]).abs().mean())
+
+    with serving(tmp_path) as (client, _):
+        with client.websocket_connect(f"{WS}?style=monet&smooth=0") as ws:
+            ws.send_bytes(live_frame(1000.0, seed=3))
+            next_message(ws)  # ready
+            plain = chroma_gap(next_message(ws))
+            ws.send_text(json.dumps({"type": "preserve_color", "value": "sepia"}))
+            assert "unknown colour preservation" in next_message(ws, kinds=("error",))["message"]
+            ws.send_text(json.dumps({"type": "preserve_color", "value": "luminance"}))
+            ws.send_bytes(live_frame(1040.0, seed=3))
+            kept = chroma_gap(next_message(ws))
+    assert kept < 3 / 255 < plain / 3, (kept, plain)
+
+
 def test_live_drops_stale_frames_instead_of_queueing(tmp_path, tiny_styles):
     with serving(tmp_path) as (client, state):
         with client.websocket_connect(f"{WS}?style=tiny&smooth=0") as ws:

@@ -10,7 +10,9 @@ Protocol on `/api/live?style=NAME[&strength=0..1][&smooth=0..1]`:
 
 - browser → server, binary: 8 bytes little-endian float64 (the browser's clock, ms) + JPEG.
 - browser → server, text: `{"type": "style", "style": NAME}` switches style without
-  reconnecting; `{"type": "strength", "value": 0..1}` changes strength.
+  reconnecting; `{"type": "strength", "value": 0..1}` changes strength;
+  `{"type": "preserve_color", "value": "off"|"luminance"|"histogram"}` keeps the camera's
+  colours (as `--preserve-color` and the preview's `c` key).
 - server → browser, binary: the same 8-byte clock reading of the frame it was painted from +
   JPEG, so the browser measures the round trip per frame.
 - server → browser, text: `{"type": "ready"|"status"|"style"|"stats"|"error", ...}`.
@@ -35,7 +37,8 @@ import numpy as np
 from fastapi import HTTPException, WebSocket
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import RtstyleError
+from ..errors import RtstyleError, UserInputError
+from ..models.color import check_color_mode
 from ..realtime.frames import RGB, Frame, FrameFormat, VideoInfo
 from ..realtime.runs import Geometry, LiveRun, StyleSettings
 from ..realtime.sinks import StopRequested
@@ -204,6 +207,7 @@ class LiveSession:
                   if not s.needs_style_image and s.full_name != first.full_name]
         self.names = [first.full_name, *others]
         self.strength = strength
+        self.preserve_color: str | None = None
         self.smooth = smooth
         self.mailbox = FrameMailbox()
         self.cycler = None
@@ -266,6 +270,7 @@ class LiveSession:
                                  "size": list(run.size), "backend": backend,
                                  "device": str(run.device)})
                 self.cycler.strength = self.strength
+                self.cycler.preserve_color = self.preserve_color
                 run.run(on_frame=self._on_frame)
         except StopRequested:
             pass
@@ -328,9 +333,19 @@ class LiveSession:
             self.strength = value
             if self.cycler is not None:
                 self.cycler.strength = value
+        elif kind == "preserve_color":
+            try:
+                mode = check_color_mode(message.get("value"))
+            except UserInputError as exc:
+                await self._safe_send({"type": "error", "message": str(exc), "fatal": False})
+                return
+            self.preserve_color = mode
+            if self.cycler is not None:
+                self.cycler.preserve_color = mode
         else:
             await self._safe_send({"type": "error", "message": f"unknown control {kind!r}; "
-                                   "use 'style' or 'strength'", "fatal": False})
+                                   "use 'style', 'strength' or 'preserve_color'",
+                                   "fatal": False})
 
     async def _refuse(self, code: int, message: str) -> None:
         await self._safe_send({"type": "error", "message": message})

@@ -356,7 +356,11 @@ class LiveSession {
     const query = new URLSearchParams({ style: state.style, strength: $("strength").value });
     this.ws = new WebSocket(`${scheme}://${location.host}/api/live?${query}`);
     this.ws.binaryType = "arraybuffer";
-    this.ws.onopen = () => { setMessage($("live-message"), "connected; warming up…"); this.pump(); };
+    this.ws.onopen = () => {
+      setMessage($("live-message"), "connected; warming up…");
+      this.send({ type: "preserve_color", value: $("preserve-color").value });
+      this.pump();
+    };
     this.ws.onmessage = (event) => this.receive(event);
     this.ws.onclose = (event) => {
       if (state.live === this) stopLive(event.reason || (event.code !== 1000 ? `closed (${event.code})` : ""));
@@ -512,7 +516,10 @@ function wire() {
     if (state.live) state.live.send({ type: "strength", value: Number($("strength").value) });
   });
   $("strength").addEventListener("change", settingsChanged);
-  $("preserve-color").addEventListener("change", settingsChanged);
+  $("preserve-color").addEventListener("change", () => {
+    if (state.live) state.live.send({ type: "preserve_color", value: $("preserve-color").value });
+    settingsChanged();
+  });
   $("photoreal").addEventListener("change", settingsChanged);
   $("max-side").addEventListener("change", settingsChanged);
   $("painting-input").addEventListener("change", (e) => {
