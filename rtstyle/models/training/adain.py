@@ -23,9 +23,6 @@ from torch import nn
 from ...errors import UserInputError
 from ...images import read_image
 from ..adain import AdaINModel, adain, feature_stats
-from ..architectures import build_generator, get_arch
-from ..vgg import load_vgg19
-from .common import weights_to_fine_tune
 from .configs import AdaINConfig
 from .data import PhotoBatches, list_images, random_crop, to_tensor01
 from .trainer import Export, FrozenEncoderSteps, StepCallback, TrainingRun, TrainResult, train
@@ -137,23 +134,7 @@ class AdaINSteps(FrozenEncoderSteps):
         if len(cfg.holdout) < MIN_HOLDOUT:
             log.warning("adain: %d painting(s) held out; hold out at least %d (--holdout) to "
                         "measure it on paintings it never saw", len(cfg.holdout), MIN_HOLDOUT)
-        self.frozen = get_arch(self.arch).frozen_encoder_prefix
-        # The first VGG-19 of a process is built (drawing from the RNG), later ones are copies;
-        # isolating it keeps the seed alone in charge of the decoder's init.
-        with torch.random.fork_rng(devices=[]):
-            encoder = load_vgg19()
-        self.model = run.to_format(build_generator(self.arch, {"encoder": encoder})
-                                   .to(run.device))
-        trainable = []
-        for name, param in self.model.named_parameters():
-            if name.startswith(self.frozen):
-                param.requires_grad_(False)
-            else:
-                trainable.append(param)
-        if cfg.init_from:
-            tuned = weights_to_fine_tune(cfg.init_from, self.arch)
-            self.model.load_state_dict({**self.model.state_dict(), **tuned})
-        self.optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
+        self.build_with_frozen_encoder(run)
         self.contents = run.prefetch(PhotoBatches(cfg.content, cfg.size, cfg.batch,
                                                   generator=run.rng("content", 0)), "content")
         paintings = PaintingBatches(cfg.styles, cfg.size, cfg.batch, cfg.holdout,

@@ -54,6 +54,16 @@ def random_crop(img: torch.Tensor, size: int, generator: torch.Generator,
     return crop[0].clamp_(0, 1)
 
 
+def sample_photos(data: str | Path, size: int, count: int = 4) -> torch.Tensor:
+    """A fixed set of crops spread over the folder, so every sample grid of a run (and of its
+    resumed continuation) shows the same photos."""
+    paths = list_images(data)
+    step = max(1, len(paths) // count)
+    gen = torch.Generator().manual_seed(0)
+    return torch.stack([random_crop(to_tensor01(read_image(p)), size, gen, 1.0)
+                        for p in paths[::step][:count]])
+
+
 class PhotoBatches:
     """Endless batches N×3×size×size (RGB 0..1) drawn with replacement from a photo folder."""
 

@@ -15,25 +15,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ...images import read_image
 from ..architectures import build_generator, get_arch
 from ..stylizer import UnitRangeNet, ValueRange
 from .common import style_info, weights_to_fine_tune
 from .configs import JohnsonConfig
-from .data import PhotoBatches, list_images, load_style_image, random_crop, to_tensor01
+from .data import PhotoBatches, load_style_image, sample_photos
 from .losses import perceptual_loss
 from .trainer import ArchSteps, Export, StepCallback, TrainingRun, TrainResult, evaluating, train
 
 __all__ = ["JohnsonConfig", "JohnsonSteps", "init_output_range", "train_johnson"]
-
-
-def _sample_photos(data: Path, size: int, count: int = 4) -> torch.Tensor:
-    """A fixed set of centre crops so every sample grid shows the same photos."""
-    paths = list_images(data)
-    step = max(1, len(paths) // count)
-    gen = torch.Generator().manual_seed(0)
-    return torch.stack([random_crop(to_tensor01(read_image(p)), size, gen, 1.0)
-                        for p in paths[::step][:count]])
 
 
 def init_output_range(net: nn.Module, value_range: ValueRange, spread01: float = 50 / 255) -> None:
@@ -96,7 +86,7 @@ class JohnsonSteps(ArchSteps):
         # eager: compiled, its step measured slower at 128 px and no faster at 256 px
         # (`benchmarks/train_speed.py`).
         run.compile_model = run.device.type != "cpu"
-        self.samples = _sample_photos(cfg.data, cfg.size).to(device) if run.is_main else None
+        self.samples = sample_photos(cfg.data, cfg.size).to(device) if run.is_main else None
         # The same range conversion inference uses (`Stylizer`), without its clamp.
         self.net01 = UnitRangeNet(net, info.input_range)
         return self.net01

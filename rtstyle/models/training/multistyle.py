@@ -21,13 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...images import read_image
 from ..architectures import build_generator, get_arch
 from ..stylizer import UnitRangeNet
 from ..weights import read_spec, read_tensors, write_style_file
 from .common import style_info, weights_to_fine_tune
 from .configs import MultiStyleConfig
-from .data import PhotoBatches, list_images, load_style_image, random_crop, to_tensor01
+from .data import PhotoBatches, load_style_image, sample_photos
 from .johnson import init_output_range
 from .losses import content_loss, gram_matrix, loss_network, tv_loss
 from .trainer import ArchSteps, Export, StepCallback, TrainingRun, TrainResult, evaluating, train
@@ -82,14 +81,6 @@ class MultiStyleLoss(nn.Module):
         return terms
 
 
-def _sample_photos(data: Path, size: int, count: int = 3) -> torch.Tensor:
-    paths = list_images(data)
-    step = max(1, len(paths) // count)
-    gen = torch.Generator().manual_seed(0)
-    return torch.stack([random_crop(to_tensor01(read_image(p)), size, gen, 1.0)
-                        for p in paths[::step][:count]])
-
-
 def _bundled_painting(image: Path) -> dict | None:
     """Title, artist… of a painting the bundled recipe knows (by file name)."""
     from .bundled import PAINTINGS
@@ -130,7 +121,7 @@ class MultiStyleSteps(ArchSteps):
         self.criterion = run.compiled(MultiStyleLoss(
             loss_network(run, layers), paintings, cfg.content_layer, tuple(cfg.style_layers),
             cfg.content_weight, cfg.per_style_weights, cfg.tv_weight).to(device))
-        self.samples = _sample_photos(cfg.data, cfg.size).to(device) if run.is_main else None
+        self.samples = sample_photos(cfg.data, cfg.size, 3).to(device) if run.is_main else None
         self.net01 = UnitRangeNet(self.net, info.input_range)
         return self.net01
 

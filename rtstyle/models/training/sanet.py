@@ -16,10 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import UserInputError
-from ..architectures import build_generator, get_arch
 from ..sanet import SANetModel, mean_variance_norm
-from ..vgg import load_vgg19
-from .common import weights_to_fine_tune
 from .configs import SANetConfig
 from .data import PhotoBatches
 from .trainer import Export, FrozenEncoderSteps, StepCallback, TrainingRun, TrainResult, train
@@ -108,22 +105,7 @@ class SANetSteps(FrozenEncoderSteps):
 
     def build(self, run: TrainingRun) -> nn.Module:
         cfg = self.cfg
-        self.frozen = get_arch(self.arch).frozen_encoder_prefix
-        # The first VGG-19 of a process is built (drawing from the RNG), later ones are copies;
-        # isolating it keeps the seed alone in charge of the transform's and decoder's init.
-        with torch.random.fork_rng(devices=[]):
-            encoder = load_vgg19()
-        self.model = build_generator(self.arch, {"encoder": encoder}).to(run.device)
-        trainable = []
-        for name, param in self.model.named_parameters():
-            if name.startswith(self.frozen):
-                param.requires_grad_(False)
-            else:
-                trainable.append(param)
-        if cfg.init_from:
-            tuned = weights_to_fine_tune(cfg.init_from, self.arch)
-            self.model.load_state_dict({**self.model.state_dict(), **tuned})
-        self.optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
+        self.build_with_frozen_encoder(run)
         self.contents = PhotoBatches(cfg.content, cfg.size, cfg.batch,
                                      generator=run.rng("content", 0))
         self.styles = _HeldOutBatches(cfg.styles, cfg.size, cfg.batch, cfg.holdout,

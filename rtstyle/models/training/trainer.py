@@ -42,7 +42,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ...devices import resolve_device
 from ...errors import UserInputError
-from ..architectures import get_arch
+from ..architectures import build_generator, get_arch
 from .common import (
     DistributedContext,
     Precision,
@@ -248,6 +248,32 @@ class FrozenEncoderSteps(ArchSteps):
     model: nn.Module
     optimizer: torch.optim.Optimizer
     frozen: str
+
+    def build_with_frozen_encoder(self, run: TrainingRun) -> nn.Module:
+        """`self.model` with rtstyle's VGG-19 as its frozen encoder and the rest trainable
+        (from `--init-from` when given), and `self.optimizer` (Adam) over the trainable part."""
+        from ..vgg import load_vgg19
+        from .common import weights_to_fine_tune
+
+        cfg = self.cfg
+        self.frozen = get_arch(self.arch).frozen_encoder_prefix
+        # The first VGG-19 of a process is built (drawing from the RNG), later ones are copies;
+        # isolating it keeps the seed alone in charge of the trainable part's init.
+        with torch.random.fork_rng(devices=[]):
+            encoder = load_vgg19()
+        self.model = run.to_format(build_generator(self.arch, {"encoder": encoder})
+                                   .to(run.device))
+        trainable = []
+        for name, param in self.model.named_parameters():
+            if name.startswith(self.frozen):
+                param.requires_grad_(False)
+            else:
+                trainable.append(param)
+        if cfg.init_from:
+            tuned = weights_to_fine_tune(cfg.init_from, self.arch)
+            self.model.load_state_dict({**self.model.state_dict(), **tuned})
+        self.optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
+        return self.model
 
     def _trainable_state(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.model.state_dict().items()
