@@ -56,6 +56,18 @@ def stylize_batch(net01: nn.Module, content: torch.Tensor, temporal: bool,
     return out01, temporal_loss(out01.float(), out_b.float(), flow, mask)
 
 
+def build_feed_forward(run: TrainingRun, arch: str, params: dict,
+                       init_from: str | None) -> nn.Module:
+    """A feed-forward generator on the run's device and memory format: `init_from`'s weights
+    when fine-tuning, else a fresh init whose output starts in the registered range."""
+    net = build_generator(arch, params)
+    if init_from:
+        net.load_state_dict(weights_to_fine_tune(init_from, arch, params))
+    else:
+        init_output_range(net, get_arch(arch).value_range)
+    return run.to_format(net.to(run.device))
+
+
 class JohnsonSteps(ArchSteps):
     verb = "johnson"
     speedups = True
@@ -67,13 +79,7 @@ class JohnsonSteps(ArchSteps):
 
     def build(self, run: TrainingRun) -> nn.Module:
         cfg, device = self.cfg, run.device
-        info = get_arch(self.arch)
-        net = build_generator(self.arch, cfg.arch_params)
-        if cfg.init_from:
-            net.load_state_dict(weights_to_fine_tune(cfg.init_from, self.arch, cfg.arch_params))
-        else:
-            init_output_range(net, info.value_range)
-        net = run.to_format(net.to(device))
+        net = build_feed_forward(run, self.arch, cfg.arch_params, cfg.init_from)
         self.net = net
         self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
         self.batches = run.prefetch(PhotoBatches(cfg.data, cfg.size, cfg.batch,
@@ -88,7 +94,7 @@ class JohnsonSteps(ArchSteps):
         run.compile_model = run.device.type != "cpu"
         self.samples = sample_photos(cfg.data, cfg.size).to(device) if run.is_main else None
         # The same range conversion inference uses (`Stylizer`), without its clamp.
-        self.net01 = UnitRangeNet(net, info.input_range)
+        self.net01 = UnitRangeNet(net, get_arch(self.arch).input_range)
         return self.net01
 
     def step(self, run: TrainingRun, step: int) -> dict[str, torch.Tensor]:

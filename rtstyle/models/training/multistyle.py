@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..architectures import build_generator, get_arch
+from ..architectures import get_arch
 from ..stylizer import UnitRangeNet
 from ..weights import read_spec, read_tensors, write_style_file
-from .common import style_info, weights_to_fine_tune
+from .common import style_info
 from .configs import MultiStyleConfig
 from .data import PhotoBatches, load_style_image, sample_photos
-from .johnson import init_output_range
+from .johnson import build_feed_forward
 from .losses import content_loss, gram_matrix, loss_network, tv_loss
 from .trainer import ArchSteps, Export, StepCallback, TrainingRun, TrainResult, evaluating, train
 
@@ -101,13 +101,7 @@ class MultiStyleSteps(ArchSteps):
     def build(self, run: TrainingRun) -> nn.Module:
         cfg, device = self.cfg, run.device
         self.n_styles = len(cfg.style_image)
-        info = get_arch(self.arch)
-        net = build_generator(self.arch, cfg.arch_params)
-        if cfg.init_from:
-            net.load_state_dict(weights_to_fine_tune(cfg.init_from, self.arch, cfg.arch_params))
-        else:
-            init_output_range(net, info.value_range)
-        self.net = run.to_format(net.to(device))
+        self.net = build_feed_forward(run, self.arch, cfg.arch_params, cfg.init_from)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.batches = run.prefetch(PhotoBatches(cfg.data, cfg.size, cfg.batch,
                                                  generator=run.rng("data", 0)), "data")
@@ -122,7 +116,7 @@ class MultiStyleSteps(ArchSteps):
             loss_network(run, layers), paintings, cfg.content_layer, tuple(cfg.style_layers),
             cfg.content_weight, cfg.per_style_weights, cfg.tv_weight).to(device))
         self.samples = sample_photos(cfg.data, cfg.size, 3).to(device) if run.is_main else None
-        self.net01 = UnitRangeNet(self.net, info.input_range)
+        self.net01 = UnitRangeNet(self.net, get_arch(self.arch).input_range)
         return self.net01
 
     def _draw_styles(self, count: int) -> torch.Tensor:
