@@ -251,6 +251,7 @@ def test_train_multi_writes_one_file_that_each_name_loads(shared_data, tmp_path,
     wave, scream = registry.get("wave"), registry.get("scream")
     assert (wave.style_index, scream.style_index) == (0, 1)
     assert wave.summary()["painting"] == "The Great Wave off Kanagawa"
+    assert scream.meta["style"]["image"] == "munch_the_scream.jpg"  # what benchmarks score against
     assert wave.arch == "johnson-mid" and wave.arch_params["n_styles"] == 2
     x = _photo(24, 40) / 255
     with torch.no_grad():

@@ -154,6 +154,21 @@ def test_cli_train_johnson_json(photos, painting, tmp_path, rtstyle_home):
     assert resolve_style("cli-wave").arch == "johnson-lite"
 
 
+def test_cli_train_logs_plain_progress_lines_when_not_on_a_terminal(photos, painting, tmp_path,
+                                                                    rtstyle_home):
+    """`nohup rtstyle train … > log.txt`: rich draws nothing into a file, so the log must get
+    plain lines with the step and the losses (the last step always)."""
+    result = CliRunner().invoke(app, [
+        "train", "johnson", "--style-image", str(painting), "--data", str(photos),
+        "--name", "cli-log", "--size", "64", "--steps", "2", "--batch", "1", "--channels", "4",
+        "--n-res", "1", "--device", "cpu", "--sample-every", "0",
+        "--work-dir", str(tmp_path / "work"),
+    ])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stderr.splitlines() if "step 2/2" in x)
+    assert line.startswith("train cli-log step 2/2") and "total=" in line
+
+
 def test_cli_train_johnson_bad_input_exits_2(photos, tmp_path):
     result = CliRunner().invoke(app, [
         "train", "johnson", "--style-image", str(tmp_path / "missing.jpg"),

@@ -148,7 +148,8 @@ def video(
     codec: Annotated[str | None, typer.Option(
         help="Video encoder (default libx264; e.g. libx265, libvpx-vp9, mpeg4).")] = None,
     crf: Annotated[int | None, typer.Option(help="Quality for x264/x265 (lower = better).")] = None,
-    preset: Annotated[str | None, typer.Option(help="x264/x265 speed preset.")] = None,
+    preset: Annotated[str | None,
+                      typer.Option(help="x264/x265 speed preset (default veryfast).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the output.")] = False,
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",

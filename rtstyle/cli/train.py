@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import os
+import time
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -37,6 +38,9 @@ from ..models.training.configs import (
 )
 from .common import JsonOption, err, out, user_errors
 
+# Seconds between the plain progress lines of a run whose stderr is not a terminal.
+LOG_EVERY_S = 30.0
+
 train_app = typer.Typer(help="Train your own style (Johnson/lite, CycleGAN, SANet, AdaIN).",
                         no_args_is_help=True)
 
@@ -45,6 +49,9 @@ train_app = typer.Typer(help="Train your own style (Johnson/lite, CycleGAN, SANe
 def _training_progress(name: str, quiet: bool, images_per_step: int = 0):
     """A bar with each loss term, it/s (and images/s when `images_per_step` is known) and ETA;
     yields the trainer's step callback."""
+    # Redirected to a file (`nohup … > log.txt`), rich draws nothing until the end: print a
+    # plain line every LOG_EVERY_S instead, so a background run's log shows where it is.
+    plain = not quiet and not err.is_terminal
     progress = Progress(
         TextColumn(f"[bold]{name}"),
         BarColumn(),
@@ -53,17 +60,23 @@ def _training_progress(name: str, quiet: bool, images_per_step: int = 0):
         TextColumn("[cyan]{task.fields[rate]}"),
         TimeRemainingColumn(),
         console=err,
-        disable=quiet,
+        disable=quiet or plain,
     )
     task = progress.add_task(name, total=None, losses="", rate="")
+    last_line = [time.monotonic()]
 
     def on_step(step: int, total: int, losses: dict[str, float]) -> None:
         speed = progress.tasks[task].speed
         rate = f"{speed:.2f} it/s" if speed else ""
         if speed and images_per_step:
             rate += f" {speed * images_per_step:.1f} img/s"
-        progress.update(task, completed=step, total=total,
-                        losses=" ".join(f"{k}={v:.4g}" for k, v in losses.items()), rate=rate)
+        terms = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
+        progress.update(task, completed=step, total=total, losses=terms, rate=rate)
+        now = time.monotonic()
+        if plain and (now - last_line[0] >= LOG_EVERY_S or step == total):
+            last_line[0] = now
+            err.print(f"{name} step {step}/{total} {terms} {rate}".rstrip(),
+                      highlight=False, soft_wrap=True)
 
     with progress:
         yield on_step

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from ..errors import UserInputError
 from ..flow import DIS_PRESETS, inside_mask, lucas_kanade_flow, sampling_grid, to_gray
+from ..models.guided import resize
 
 log = logging.getLogger(__name__)
 
@@ -237,13 +238,12 @@ class TemporalSmoother:
         out_dtype = stylized.dtype
         current = stylized.float()
         h, w = current.shape[-2:]
-        small = F.interpolate(source.float(), size=self._flow_size(h, w), mode="area")
+        small = resize(source.float(), self._flow_size(h, w), "area")
         tracker = self._tracker(current.device)
         state, hist = tracker.observe(small)
         # The history this blend keeps: lowpass warps and blends at flow resolution, so full
         # resolution sees one area downscale, one bilinear upscale and one add.
-        reference = (F.interpolate(current, size=small.shape[-2:], mode="area")
-                     if blend == "lowpass" else current)
+        reference = resize(current, tuple(small.shape[-2:]), "area") if blend == "lowpass" else current
         prev = self._prev_output
         if (self.strength == 0.0 or prev is None or prev.shape != reference.shape
                 or type(self._prev_hist) is not type(hist)):
@@ -261,7 +261,7 @@ class TemporalSmoother:
             delta = low[:, 2:] * (warped_small - reference)
             self._prev_output = reference + delta
             self._prev_state, self._prev_hist = state, hist
-            up = F.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
+            up = resize(delta, (h, w), "bilinear")
             return (current + up).clamp_(0, 1).to(out_dtype)
 
         # Upsampling the normalised grid is exact for its identity part and bilinear for the

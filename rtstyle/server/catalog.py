@@ -30,9 +30,13 @@ def _gallery_files() -> dict[str, Path]:
         return {}
     pictures = {}
     for entry in entries:
-        picture = style_registry.ASSETS_DIR / entry.get("gallery", "")
-        if entry.get("gallery") and picture.is_file():
-            pictures[f"{entry['name']}.{entry['tag']}".casefold()] = picture
+        gallery = entry.get("gallery") or {}
+        # A multi-style file has one picture per style: {"monet": "monet.v4.jpg", …}.
+        named = gallery if isinstance(gallery, dict) else {entry["name"]: gallery}
+        for name, file in named.items():
+            picture = style_registry.ASSETS_DIR / file
+            if file and picture.is_file():
+                pictures[f"{name}.{entry['tag']}".casefold()] = picture
     return pictures
 
 

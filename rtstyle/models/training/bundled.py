@@ -4,8 +4,10 @@
 retrains the set one style after another (one process, so a shared CPU is not oversubscribed);
 `... publish --out DIR --styles DIR --photo PHOTO` copies the finished files into
 `rtstyle/assets/`, records them (sha256, default tag, alias) in the manifest and renders a
-gallery image per style (photo | painting | output). The paintings and photos come from the
-shared data folder; nothing from it is copied into the package.
+gallery image per style (photo | painting | output); `... publish-multi --file F --styles DIR
+--photo PHOTO` does the same for one multi-style file of all the paintings (`rtstyle train
+multi`), which then owns the plain names. The paintings and photos come from the shared data
+folder; nothing from it is copied into the package.
 
 The bundled nets are *lite* nets trained on a CPU at reduced size (128 px crops, a few hundred
 steps), because the run that produced them had no GPU; the standard nets need a GPU session
@@ -209,6 +211,94 @@ def publish(out: Path, styles: Path, photo: Path, assets: Path, only: list[str] 
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+# Gallery panels of the multi-style release: each panel this wide (photo | painting | output),
+# the photo stylized at its own size up to GALLERY_RENDER_SIDE, so the README shows the strokes
+# at the size users get them (the old 192 px thumbnails hid the lite nets' hatching).
+GALLERY_WIDTH = 512
+GALLERY_RENDER_SIDE = 768
+
+
+def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag: str,
+                  keep_lite_tag: str | None = "v3") -> Path:
+    """Make a multi-style file of the bundled paintings (`rtstyle train multi`) the package's
+    default for each plain name (`monet`, `ukiyoe`, …).
+
+    The file is copied as `<name>.<tag>.safetensors` with `tag` written into its spec; each style
+    gets a gallery picture. The lite nets lose their plain-name aliases (the multi file's styles
+    now own those names); their `keep_lite_tag` file stays as `<style>-lite` (the faster tier),
+    and every other lite file is dropped from the package and the manifest (superseded; git
+    history keeps them). Returns the copied file.
+    """
+    from ...images import write_image
+    from ..registry import resolve_style
+    from ..weights import read_spec, read_tensors, sha256_file, write_style_file
+
+    spec = read_spec(style_file)
+    names = spec.get("styles") or []
+    known = {p.style: p for p in PAINTINGS}
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        raise ValueError(f"{style_file}: not a multi-style file of the bundled paintings "
+                         f"(styles {names}; unknown {unknown})")
+    dst = assets / f"{spec['name']}.{tag}.safetensors"
+    write_style_file(dst, read_tensors(style_file), {**spec, "tag": tag}, dtype=None)
+    galleries = {}
+    for name in names:
+        gallery = assets / f"{name}.{tag}.jpg"
+        write_image(gallery, gallery_image(f"{dst}#{name}", styles / known[name].file, photo,
+                                           width=GALLERY_WIDTH, render_side=GALLERY_RENDER_SIDE),
+                    quality=90)
+        galleries[name] = gallery.name
+
+    manifest_path = assets / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"format": 1}
+    kept = []
+    lite_names = {known[n].lite_name for n in names}
+    for entry in manifest.get("styles", []):
+        if entry["file"] == dst.name:
+            continue
+        if entry["name"] in lite_names:
+            if entry["tag"] != keep_lite_tag:  # superseded: out of the package
+                for old in (entry["file"], entry.get("gallery")):
+                    if isinstance(old, str) and old:
+                        (assets / old).unlink(missing_ok=True)
+                continue
+            entry["aliases"] = []
+        kept.append(entry)
+    kept.append({"file": dst.name, "name": spec["name"], "tag": tag, "sha256": sha256_file(dst),
+                 "default": True, "aliases": [], "gallery": galleries})
+    manifest["styles"] = sorted(kept, key=lambda e: e["file"])
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    resolve_style(str(dst))  # the copied file must read back as a style
+    log.info("published %s (%s) with %d gallery pictures", dst.name, ", ".join(names), len(names))
+    return dst
+
+
+def clip_frame_grid(style_file: Path, names: list[str], clip: Path, frame_index: int = 60,
+                    columns: int = 2) -> np.ndarray:
+    """One frame of a video at its own size, then that frame in each style, in a grid (H×W×3
+    uint8): the README's look at what `rtstyle video` makes of a real clip."""
+    import av
+
+    from ...images import image_to_tensor, tensor_to_image
+    from ..loading import load_stylizer
+
+    with av.open(str(clip)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == frame_index:
+                rgb = frame.to_ndarray(format="rgb24")
+                break
+        else:
+            raise ValueError(f"{clip} has fewer than {frame_index + 1} frames")
+    tiles = [rgb]
+    with torch.no_grad():
+        for name in names:
+            tiles.append(tensor_to_image(load_stylizer(f"{style_file}#{name}")(image_to_tensor(rgb))))
+    tiles += [np.full_like(rgb, 255)] * (-len(tiles) % columns)
+    rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
+    return np.concatenate(rows, axis=0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,8 +323,28 @@ def main(argv: list[str] | None = None) -> None:
     pub.add_argument("--assets", type=Path, default=Path(__file__).resolve().parents[2] / "assets")
     pub.add_argument("--only", nargs="*", help="style names to publish (default: all trained)")
     pub.add_argument("--tag", default="v2", help="tag of the files to publish (becomes default)")
+    multi = sub.add_parser("publish-multi", help="make a multi-style file of the bundled "
+                           "paintings the default of each plain name")
+    multi.add_argument("--file", type=Path, required=True, help="the `rtstyle train multi` file")
+    multi.add_argument("--styles", type=Path, required=True, help="folder of the paintings")
+    multi.add_argument("--photo", type=Path, required=True, help="gallery photo")
+    multi.add_argument("--assets", type=Path,
+                       default=Path(__file__).resolve().parents[2] / "assets")
+    multi.add_argument("--tag", default="v4", help="tag of the published file")
+    multi.add_argument("--clip", type=Path, default=None,
+                       help="also write one frame of this video in every style (--clip-out)")
+    multi.add_argument("--clip-out", type=Path, default=Path("docs/gallery_clip.jpg"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.command == "publish-multi":
+        dst = publish_multi(args.file, args.styles, args.photo, args.assets, args.tag)
+        if args.clip:
+            from ...images import write_image
+            from ..weights import read_spec
+
+            names = read_spec(dst)["styles"]
+            write_image(args.clip_out, clip_frame_grid(dst, names, args.clip), quality=90)
+        return
     if args.command == "publish":
         publish(args.out, args.styles, args.photo, args.assets, args.only, args.tag)
         return

@@ -88,7 +88,7 @@ def _bundled_painting(image: Path) -> dict | None:
     for p in PAINTINGS:
         if p.file == Path(image).name:
             return {"painting": p.title, "artist": p.artist, "year": p.year,
-                    "attribution": p.attribution, "license": "public domain"}
+                    "attribution": p.attribution, "license": "public domain", "image": p.file}
     return None
 
 

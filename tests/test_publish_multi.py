@@ -1,0 +1,88 @@
+"""Publishing a multi-style file of the bundled paintings: it takes the plain names, the lite
+tier keeps its own names, superseded files leave the package, each style gets a full-size
+gallery picture that the web app finds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from rtstyle.images import read_image
+from rtstyle.models import registry
+from rtstyle.models.training.bundled import GALLERY_WIDTH, publish_multi
+from tests.test_mid_multistyle import _write_multi
+
+
+@pytest.fixture
+def assets(tmp_path, monkeypatch):
+    """A package assets folder holding monet-lite v1 (superseded) and v3 (the lite tier), with
+    the real bundled files and manifest entries."""
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    real = json.loads(registry.MANIFEST.read_text())["styles"]
+    entries = [e for e in real if e["name"] == "monet-lite" and e["tag"] in ("v1", "v3")]
+    for entry in entries:
+        for file in (entry["file"], entry["gallery"]):
+            shutil.copy(registry.ASSETS_DIR / file, folder / file)
+    (folder / "manifest.json").write_text(json.dumps({"format": 1, "styles": entries}))
+    monkeypatch.setattr(registry, "ASSETS_DIR", folder)
+    monkeypatch.setattr(registry, "MANIFEST", folder / "manifest.json")
+    return folder
+
+
+def test_the_published_file_owns_the_plain_names(assets, shared_data, tmp_path, rtstyle_home):
+    from rtstyle.server.catalog import _gallery_files
+
+    assert registry.resolve_style("monet").name == "monet-lite"  # the alias, before
+    made = tmp_path / "paintings7.v1.safetensors"
+    _write_multi(made, names=("monet", "ukiyoe"))
+    photo = sorted((shared_data / "content" / "eval").glob("*.jpg"))[0]
+    dst = publish_multi(made, shared_data / "styles", photo, assets, tag="v4")
+
+    monet, ukiyoe = registry.resolve_style("monet"), registry.resolve_style("ukiyoe")
+    assert (monet.weights, monet.style_index, monet.tag) == (dst, 0, "v4")
+    assert (ukiyoe.weights, ukiyoe.style_index) == (dst, 1)
+    lite = registry.resolve_style("monet-lite")
+    assert (lite.tag, lite.arch) == ("v3", "johnson-lite")
+    # v1 is superseded: gone from the package and from the manifest
+    assert not list(assets.glob("monet-lite.v1.*"))
+    manifest = json.loads((assets / "manifest.json").read_text())["styles"]
+    assert sorted(e["file"] for e in manifest) == ["monet-lite.v3.safetensors",
+                                                  "pair.v4.safetensors"]
+    with pytest.raises(Exception, match="v1"):
+        registry.resolve_style("monet-lite.v1")
+    # one full-size picture per style: photo | painting | output, each panel GALLERY_WIDTH wide
+    pictures = _gallery_files()
+    for name in ("monet", "ukiyoe"):
+        rgb = read_image(pictures[f"{name}.v4"])
+        assert rgb.shape[1] == 3 * GALLERY_WIDTH
+        assert rgb.shape[0] >= GALLERY_WIDTH * 0.6
+    # each picture shows its own painting in the middle panel, the same photo on the left
+    a, b = (torch.from_numpy(read_image(pictures[f"{n}.v4"])).float() for n in ("monet", "ukiyoe"))
+    middle = slice(GALLERY_WIDTH, 2 * GALLERY_WIDTH)
+    assert (a[:, middle] - b[:, middle]).abs().mean() > 10
+    assert (a[:, :GALLERY_WIDTH] - b[:, :GALLERY_WIDTH]).abs().mean() < 1  # JPEG noise only
+
+
+def test_a_file_of_other_paintings_is_refused(assets, shared_data, tmp_path):
+    made = tmp_path / "other.v1.safetensors"
+    _write_multi(made, names=("alpha", "beta"))
+    photo = sorted((shared_data / "content" / "eval").glob("*.jpg"))[0]
+    with pytest.raises(ValueError, match="unknown"):
+        publish_multi(made, shared_data / "styles", photo, assets, tag="v4")
+    assert not (assets / "other.v4.safetensors").exists()
+
+
+def test_the_clip_frame_grid_shows_the_frame_and_each_style(shared_data, tmp_path):
+    from rtstyle.models.training.bundled import clip_frame_grid
+
+    made = tmp_path / "pair.v1.safetensors"
+    _write_multi(made, names=("monet", "ukiyoe", "scream"))
+    clip = shared_data / "video" / "bbb_cut_640x360_10s_audio.mp4"
+    grid = clip_frame_grid(made, ["monet", "ukiyoe", "scream"], clip, frame_index=5)
+    assert grid.shape == (2 * 360, 2 * 640, 3)  # the frame + 3 styles, two per row, full size
+    frame, first = grid[:360, :640].astype(int), grid[:360, 640:].astype(int)
+    assert abs(frame - first).mean() > 5  # the styled tile is not the frame
