@@ -86,3 +86,34 @@ def test_the_clip_frame_grid_shows_the_frame_and_each_style(shared_data, tmp_pat
     assert grid.shape == (2 * 360, 2 * 640, 3)  # the frame + 3 styles, two per row, full size
     frame, first = grid[:360, :640].astype(int), grid[:360, 640:].astype(int)
     assert abs(frame - first).mean() > 5  # the styled tile is not the frame
+
+
+def test_a_bundled_adain_model_serves_any_painting_right_after_install(assets, tmp_path,
+                                                                       rtstyle_home):
+    """No model in the user's folder: `--style painting.jpg` uses the bundled AdaIN file."""
+    from typer.testing import CliRunner
+
+    from rtstyle.cli import app
+    from rtstyle.models.adain import AdaINModel
+    from rtstyle.models.loading import default_arbitrary_style
+    from rtstyle.models.training.bundled import publish_model
+    from rtstyle.models.vgg import load_vgg19
+    from rtstyle.models.weights import write_style_file
+    from tests.test_adain import _painting
+
+    torch.manual_seed(0)
+    model = AdaINModel(encoder=load_vgg19())
+    state = {k: v for k, v in model.state_dict().items() if k.startswith("decoder.")}
+    made = write_style_file(tmp_path / "adain.v1.safetensors", state,
+                            {"name": "adain", "tag": "v1", "arch": "adain", "arch_params": {},
+                             "input_range": "0_1", "license": "test"})
+    with pytest.raises(Exception, match="arbitrary-style"):
+        default_arbitrary_style()
+    publish_model(made, assets)
+    assert default_arbitrary_style().weights == assets / "adain.v1.safetensors"
+    photo, painting = _painting(tmp_path / "photo.png", 7, (37, 53)), \
+        _painting(tmp_path / "art.png", 8)
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(app, ["image", str(photo), str(out), "--style", str(painting)])
+    assert result.exit_code == 0, result.output
+    assert read_image(out).shape == (37, 53, 3)

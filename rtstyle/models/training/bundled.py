@@ -274,6 +274,32 @@ def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag
     return dst
 
 
+def publish_model(src: Path, assets: Path) -> Path:
+    """Copy one style file (the arbitrary-style model, say) into the package as the default
+    tag of its name, replacing an older bundled file of that name."""
+    from ..registry import resolve_style
+    from ..weights import read_spec, sha256_file
+
+    spec = read_spec(src)
+    dst = assets / f"{spec['name']}.{spec['tag']}.safetensors"
+    shutil.copyfile(src, dst)
+    manifest_path = assets / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"format": 1}
+    kept = []
+    for entry in manifest.get("styles", []):
+        if entry["name"] == spec["name"] and entry["file"] != dst.name:
+            (assets / entry["file"]).unlink(missing_ok=True)
+        elif entry["file"] != dst.name:
+            kept.append(entry)
+    kept.append({"file": dst.name, "name": spec["name"], "tag": spec["tag"],
+                 "sha256": sha256_file(dst), "default": True, "aliases": []})
+    manifest["styles"] = sorted(kept, key=lambda e: e["file"])
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    resolve_style(str(dst))
+    log.info("published %s (%d bytes)", dst.name, dst.stat().st_size)
+    return dst
+
+
 def clip_frame_grid(style_file: Path, names: list[str], clip: Path, frame_index: int = 60,
                     columns: int = 2) -> np.ndarray:
     """One frame of a video at its own size, then that frame in each style, in a grid (H×W×3
@@ -334,8 +360,14 @@ def main(argv: list[str] | None = None) -> None:
     multi.add_argument("--clip", type=Path, default=None,
                        help="also write one frame of this video in every style (--clip-out)")
     multi.add_argument("--clip-out", type=Path, default=Path("docs/gallery_clip.jpg"))
+    one = sub.add_parser("publish-model", help="bundle one style file (e.g. the AdaIN model)")
+    one.add_argument("--file", type=Path, required=True)
+    one.add_argument("--assets", type=Path, default=Path(__file__).resolve().parents[2] / "assets")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.command == "publish-model":
+        publish_model(args.file, args.assets)
+        return
     if args.command == "publish-multi":
         dst = publish_multi(args.file, args.styles, args.photo, args.assets, args.tag)
         if args.clip:
