@@ -137,6 +137,10 @@ def apply_coefficients(guide: torch.Tensor, a: torch.Tensor, b: torch.Tensor) ->
     return out
 
 
+def _on_opencv(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.shape[0] == 1 and x.dtype == torch.float32
+
+
 def resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     """Area downscale or bilinear upscale (half-pixel centres) of 1×C×H×W float.
 
@@ -146,7 +150,7 @@ def resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     them on every frame. Non-integer area factors weigh partly covered pixels (OpenCV) where
     torch's adaptive pooling rounds the windows: both are area averages.
     """
-    if x.device.type != "cpu" or x.shape[0] != 1 or x.dtype != torch.float32:
+    if not _on_opencv(x):
         return F.interpolate(x, size=size, mode=mode,
                              **({} if mode == "area" else {"align_corners": False}))
     src = x[0].contiguous().numpy()
@@ -164,7 +168,7 @@ def downsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if (h, w) == tuple(size):
         return x
     k = h // size[0]
-    if k > 1 and (h, w) == (size[0] * k, size[1] * k) and x.device.type != "cpu":
+    if k > 1 and (h, w) == (size[0] * k, size[1] * k) and not _on_opencv(x):
         return F.avg_pool2d(x, k)  # the same numbers, without the adaptive kernel's cost
     return resize(x, tuple(size), "area")
 

@@ -171,6 +171,11 @@ def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
 
 
+def _read_manifest(assets: Path) -> tuple[Path, dict]:
+    path = assets / "manifest.json"
+    return path, json.loads(path.read_text()) if path.is_file() else {"format": 1}
+
+
 def publish(out: Path, styles: Path, photo: Path, assets: Path, only: list[str] | None,
             tag: str = "v2") -> None:
     """Copy finished lite styles into the package and record them in its manifest.
@@ -183,8 +188,7 @@ def publish(out: Path, styles: Path, photo: Path, assets: Path, only: list[str] 
     from ..registry import resolve_style
     from ..weights import sha256_file
 
-    manifest_path = assets / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"format": 1}
+    manifest_path, manifest = _read_manifest(assets)
     entries = {e["file"]: e for e in manifest.get("styles", [])}
     for p in PAINTINGS:
         if only and p.style not in only:
@@ -250,8 +254,7 @@ def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag
                     quality=90)
         galleries[name] = gallery.name
 
-    manifest_path = assets / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"format": 1}
+    manifest_path, manifest = _read_manifest(assets)
     kept = []
     lite_names = {known[n].lite_name for n in names}
     for entry in manifest.get("styles", []):
@@ -283,8 +286,7 @@ def publish_model(src: Path, assets: Path) -> Path:
     spec = read_spec(src)
     dst = assets / f"{spec['name']}.{spec['tag']}.safetensors"
     shutil.copyfile(src, dst)
-    manifest_path = assets / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"format": 1}
+    manifest_path, manifest = _read_manifest(assets)
     kept = []
     for entry in manifest.get("styles", []):
         if entry["name"] == spec["name"] and entry["file"] != dst.name:
