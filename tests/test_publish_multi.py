@@ -109,11 +109,19 @@ def test_a_bundled_adain_model_serves_any_painting_right_after_install(assets, t
                              "input_range": "0_1", "license": "test"})
     with pytest.raises(Exception, match="arbitrary-style"):
         default_arbitrary_style()
-    publish_model(made, assets)
-    assert default_arbitrary_style().weights == assets / "adain.v1.safetensors"
+    publish_model(made, assets, default_strength=0.75)
+    bundled = default_arbitrary_style()
+    assert bundled.weights == assets / "adain.v1.safetensors" and bundled.default_strength == 0.75
     photo, painting = _painting(tmp_path / "photo.png", 7, (37, 53)), \
         _painting(tmp_path / "art.png", 8)
-    out = tmp_path / "out.png"
-    result = CliRunner().invoke(app, ["image", str(photo), str(out), "--style", str(painting)])
-    assert result.exit_code == 0, result.output
-    assert read_image(out).shape == (37, 53, 3)
+    outs = {}
+    for label, extra in (("default", []), ("0.75", ["--strength", "0.75"]),
+                         ("1", ["--strength", "1"])):
+        outs[label] = tmp_path / f"out-{label}.png"
+        result = CliRunner().invoke(app, ["image", str(photo), str(outs[label]), "--style",
+                                          str(painting), *extra])
+        assert result.exit_code == 0, result.output
+    default, three_quarters, full = (read_image(outs[k]).astype(int) for k in ("default", "0.75", "1"))
+    assert default.shape == (37, 53, 3)
+    # no --strength: the model's recommended 0.75, which --strength 1 overrides
+    assert (default == three_quarters).all() and abs(default - full).mean() > 1

@@ -166,3 +166,22 @@ def test_a_short_file_run_does_not_pay_for_a_compile(tiny_style_file, tmp_path, 
     assert label.startswith("eager/"), label
     assert "compile" in label  # says why compile was not built
     assert report.stats.written == 3
+
+
+def test_video_and_webcam_take_the_styles_default_strength_unless_given(tmp_path, rtstyle_home,
+                                                                          no_bundled):
+    from rtstyle.cli.run import _style_settings
+    from rtstyle.models.loading import default_strength
+    from rtstyle.models.weights import read_spec, read_tensors, write_style_file
+    from tests.conftest import make_tiny_style
+
+    made = make_tiny_style(tmp_path / "made.v1.safetensors", name="soft")
+    write_style_file(rtstyle_home / "styles" / "soft.v1.safetensors", read_tensors(made),
+                     {**read_spec(made), "default_strength": 0.6}, dtype=None)
+    make_tiny_style(rtstyle_home / "styles" / "hard.v1.safetensors", name="hard")
+    assert default_strength(["hard"]) == 1.0 and default_strength(["soft", "hard"]) == 0.6
+    options = {"style": ["soft"], "style_image": None, "mix": None, "preserve_color": None,
+               "no_smooth": False, "smooth": 0.7, "style_scale": "1", "strength": None}
+    assert _style_settings(options).strength == 0.6
+    assert _style_settings({**options, "strength": 1.0}).strength == 1.0
+    assert _style_settings({**options, "style": ["hard"]}).strength == 1.0

@@ -179,6 +179,22 @@ def test_strength_zero_gives_back_the_input(tmp_path, tiny_styles):
     assert not np.array_equal(np.asarray(Image.open(io.BytesIO(full.content))), original)
 
 
+def test_a_style_files_default_strength_applies_when_the_request_gives_none(
+        tmp_path, rtstyle_home, no_bundled, one_torch_thread):
+    from rtstyle.models.weights import read_spec, read_tensors, write_style_file
+
+    made = make_tiny_style(tmp_path / "soft.v1.safetensors", name="soft")
+    write_style_file(rtstyle_home / "styles" / "soft.v1.safetensors", read_tensors(made),
+                     {**read_spec(made), "default_strength": 0.5}, dtype=None)
+    photo = image_bytes(fmt="PNG")
+    with serving(tmp_path) as (client, _):
+        listed = {s["name"]: s for s in client.get("/api/styles").json()["styles"]}
+        assert listed["soft"]["default_strength"] == 0.5
+        plain, half, full = (stylize(client, photo, style="soft", **extra).content
+                             for extra in ({}, {"strength": 0.5}, {"strength": 1}))
+    assert plain == half and plain != full
+
+
 def test_bad_stills_get_a_clear_4xx_and_nothing_is_kept(tmp_path, tiny_styles):
     clip = write_clip(tmp_path / "clip.mp4", frames=3)
     with serving(tmp_path) as (client, state):

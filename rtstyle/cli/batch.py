@@ -34,6 +34,7 @@ from .common import (
     PrecisionOption,
     PreserveColorOption,
     SmoothOption,
+    StrengthOption,
     StyleImageOption,
     StyleOption,
     StyleScaleOption,
@@ -165,8 +166,7 @@ def batch(
                                "after its input.")],
     style: StyleOption,
     style_image: StyleImageOption = None,
-    strength: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Style strength: 0 = the input, 1 = full style.")] = 1.0,
+    strength: StrengthOption = None,
     size: Annotated[str | None, typer.Option(help=GeometryHelp)] = None,
     scale: Annotated[float | None, typer.Option(help="Scale factor, e.g. 0.5.")] = None,
     max_side: Annotated[int | None, typer.Option(help="Longest side at most this.")] = None,
@@ -213,12 +213,14 @@ def batch(
     from ..batch.runner import BatchRunner
     from ..batch.work import Recipe
     from ..geometry import parse_size
+    from ..models.loading import default_strength
     from ..models.style_scale import parse_style_scale
     from ..realtime.runs import Geometry, StyleSettings
 
     with user_errors():
         settings = StyleSettings(
-            styles=(style,), style_image=style_image, strength=strength, device=device,
+            styles=(style,), style_image=style_image, device=device,
+            strength=(default_strength([style], style_image) if strength is None else strength),
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
             smooth_blend=smooth_blend, style_scale=parse_style_scale(style_scale),
             preserve_color=preserve_color.value if preserve_color is not None else None,

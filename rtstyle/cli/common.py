@@ -112,6 +112,13 @@ MixOption = Annotated[
              "as one mixed style (blended instance norms when they share a multi-style file, "
              "mixed statistics for paintings through AdaIN, blended outputs otherwise)."),
 ]
+StrengthOption = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0,
+                 help="Style strength: 0 = the input, 1 = full style (a blend of the two in "
+                      "between). Default: 1, or what the style's file recommends (0.75 for "
+                      "the bundled any-painting model)."),
+]
 StyleImageOption = Annotated[
     Path | None,
     typer.Option("--style-image", help="Painting for an arbitrary-style (AdaIN or SANet) model."),

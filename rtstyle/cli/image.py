@@ -18,6 +18,7 @@ from .common import (
     PhotorealOption,
     PhotorealRadiusOption,
     PreserveColorOption,
+    StrengthOption,
     StyleImageOption,
     StyleScaleOption,
     check_style,
@@ -69,7 +70,7 @@ def image(
                                             "Default: beside each input as NAME_STYLE.ext."),
     ] = None,
     style_image: StyleImageOption = None,
-    strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Style strength 0..1.")] = 1.0,
+    strength: StrengthOption = None,
     device: DeviceOption = "auto",
     size: Annotated[str | None, typer.Option(help="Fit inside WxH (e.g. 1280x720, 640x-1).")] = None,
     scale: Annotated[float | None, typer.Option(help="Scale factor, e.g. 0.5.")] = None,
@@ -118,7 +119,7 @@ def image(
     from ..errors import UserInputError
     from ..geometry import parse_size
     from ..images import IMAGE_SUFFIXES
-    from ..models.loading import load_stylizer
+    from ..models.loading import default_strength, load_stylizer
     from ..models.mixing import parse_mix
     from ..models.style_scale import parse_style_scale, with_style_scale
     from ..realtime.finishing import make_finish
@@ -164,7 +165,8 @@ def image(
 
             settings = GatysStill(
                 [Path(s) for s in styles], mix=parse_mix(mix), init=init.value,
-                init_style=init_style, strength=strength, preserve_color=color,
+                init_style=init_style, strength=1.0 if strength is None else strength,
+                preserve_color=color,
                 config=GatysConfig(**{**defaults, **given}),
                 **geometry)
             _gatys(inputs, output, settings, dev, overwrite, as_json)
@@ -176,6 +178,8 @@ def image(
         finish = make_finish(photoreal=photoreal, radius=photoreal_radius, eps=photoreal_eps,
                              mask=mask, mask_feather=mask_feather, device=dev)
         stylizer = load_stylizer(style, device=dev, style_image=style_image)
+        if strength is None:
+            strength = default_strength(styles, style_image)
         from ..images import IMAGE_SUFFIXES
 
         painting = Path(style).suffix.lower() in IMAGE_SUFFIXES

@@ -35,6 +35,7 @@ from .common import (
     PreserveColorOption,
     SegmentOption,
     SmoothOption,
+    StrengthOption,
     StyleImageOption,
     StyleScaleOption,
     check_style,
@@ -110,6 +111,7 @@ def _style_settings(options: dict):
     fields they share by name, plus the few that need converting, in one place."""
     import dataclasses
 
+    from ..models.loading import default_strength
     from ..models.mixing import parse_mix
     from ..models.style_scale import parse_style_scale
     from ..realtime.runs import StyleSettings
@@ -122,6 +124,8 @@ def _style_settings(options: dict):
         "smooth": 0.0 if options["no_smooth"] else options["smooth"],
         "preserve_color": color.value if color is not None else None,
         "style_scale": parse_style_scale(options["style_scale"]),
+        "strength": (default_strength(options["style"], options["style_image"])
+                     if options["strength"] is None else options["strength"]),
     }
     shared = {f.name: options[f.name] for f in dataclasses.fields(StyleSettings)
               if f.name in options and f.name not in converted}
@@ -139,9 +143,7 @@ def video(
         autocompletion=complete_style, callback=_check_styles)],
     mix: MixOption = None,
     style_image: StyleImageOption = None,
-    strength: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Style strength: 0 = the input, 1 = full style (a blend of "
-                               "the two in between).")] = 1.0,
+    strength: StrengthOption = None,
     size: Annotated[str | None, typer.Option(help=GeometryHelp)] = None,
     scale: Annotated[float | None, typer.Option(help="Scale factor, e.g. 0.5.")] = None,
     max_side: Annotated[int | None, typer.Option(help="Longest side at most this.")] = None,
@@ -220,9 +222,7 @@ def webcam(
         "--output", "-o", help="window, vcam (virtual camera), udp://HOST:PORT (also srt://, "
                                "tcp://, rtmp://) or a file name.")] = "window",
     style_image: StyleImageOption = None,
-    strength: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Style strength: 0 = the input, 1 = full style (a blend of "
-                               "the two in between).")] = 1.0,
+    strength: StrengthOption = None,
     size: Annotated[str | None, typer.Option(help="Capture/process size WxH (640x360).")] = None,
     scale: Annotated[float | None, typer.Option(help="Scale factor, e.g. 0.5.")] = None,
     max_side: Annotated[int | None, typer.Option(help="Longest side at most this.")] = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,13 @@ def default_arbitrary_style() -> StyleSpec:
         if preferred in names:
             return registry.get(preferred)
     return candidates[0]
+
+
+def default_strength(styles: Sequence[str], style_image: str | Path | None = None) -> float:
+    """`--strength` when not given: the lowest default of the runs' models (a painting as
+    `--style` counts as the arbitrary-style model); 1 for ordinary styles."""
+    return min((split_style_argument(s, style_image is not None)[0].default_strength
+                for s in styles), default=1.0)
 
 
 def split_style_argument(style: str, has_style_image: bool = False) -> tuple[StyleSpec, Path | None]:

@@ -76,6 +76,13 @@ class StyleSpec:
                 for i, n in enumerate(names)]
 
     @property
+    def default_strength(self) -> float:
+        """The strength a run uses when none is given: 1 (full style) unless the file
+        recommends less (`"default_strength"` in its spec: the bundled any-painting model's
+        measured operating point, README "Any painting")."""
+        return float(self.meta.get("default_strength", 1.0))
+
+    @property
     def needs_style_image(self) -> bool:
         return get_arch(self.arch).needs_style_image
 

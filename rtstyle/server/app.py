@@ -151,13 +151,13 @@ def _number(fields: dict[str, str], name: str, kind=float, *, low: float | None 
     return value
 
 
-def _style_options(fields: dict[str, str]) -> tuple[float, dict]:
-    """(strength, geometry keywords) from the form, checked."""
+def _style_options(fields: dict[str, str]) -> tuple[float | None, dict]:
+    """(strength or None for the style's default, geometry keywords) from the form, checked."""
     strength = _number(fields, "strength", low=0.0, high=1.0)
     geometry = {"size": parse_size((fields.get("size") or "").strip() or None),
                 "scale": _number(fields, "scale", low=0.0, low_open=True),
                 "max_side": _number(fields, "max_side", int, low=1)}
-    return (1.0 if strength is None else strength), geometry
+    return strength, geometry
 
 
 def _style_scale(fields: dict[str, str]) -> float | str:
@@ -227,7 +227,8 @@ def _stylize_still(state: ServerState, form: Form) -> Response:
     check_pixels(width, height, config.max_pixels, "the result")
     stylizer = with_style_scale(state.stylizers.get(spec, painting), style_scale)
     with state.gate:
-        painted = stylize_rgb(stylizer, rgb, state.device, strength=strength,
+        painted = stylize_rgb(stylizer, rgb, state.device,
+                              strength=spec.default_strength if strength is None else strength,
                               preserve_color=color,
                               finish=make_finish(photoreal=photoreal, device=state.device),
                               **geometry)
@@ -248,7 +249,8 @@ def _prepare_job(state: ServerState, form: Form, job_id: str, folder: Path) -> J
     width, height = target_size(probe.width, probe.height, **geometry, even=True)
     check_pixels(width, height, config.max_pixels, "the result")
     settings = StyleSettings(
-        styles=(spec.full_name,), style_image=_painting(state, spec, form), strength=strength,
+        styles=(spec.full_name,), style_image=_painting(state, spec, form),
+        strength=spec.default_strength if strength is None else strength,
         device=config.device, backend=config.backend, precision=config.precision,
         style_scale=_style_scale(form.fields), preserve_color=color, photoreal=photoreal,
         **({} if smooth is None else {"smooth": smooth}))

@@ -93,6 +93,7 @@ class StyleCatalog:
                 "license": spec.license,
                 "origin": spec.origin,
                 "needs_style_image": spec.needs_style_image,
+                "default_strength": spec.default_strength,
                 "image_url": f"/api/styles/{spec.full_name}/image"
                 if spec.full_name.casefold() in self.pictures else None,
             })

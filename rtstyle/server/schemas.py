@@ -22,7 +22,10 @@ class StyleInfo(BaseModel):
     license: str
     origin: str = Field(description="bundled or user")
     needs_style_image: bool = Field(
-        description="Paints in the manner of any painting sent as `style_image` (SANet).")
+        description="Paints in the manner of any painting sent as `style_image` (AdaIN, SANet).")
+    default_strength: float = Field(
+        1.0, description="The strength used when a request gives none (1 but for a model "
+                         "whose file recommends less).")
     image_url: str | None = Field(description="Gallery picture: photo · painting · output.")
 
 
@@ -59,8 +62,9 @@ class JobStatus(BaseModel):
 _OPTIONS = {
     "style": {"type": "string", "description": "A style name from GET /api/styles "
               "(`monet`, `monet-lite.v2`)."},
-    "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 1.0,
-                 "description": "0 = the input, 1 = the full style (a pixel blend)."},
+    "strength": {"type": "number", "minimum": 0, "maximum": 1,
+                 "description": "0 = the input, 1 = the full style (a pixel blend); default: "
+                                "the style's `default_strength` (1 for most)."},
     "size": {"type": "string", "description": "Fit inside WxH (e.g. 1280x720, 640x-1); "
              "default: the input's size."},
     "scale": {"type": "number", "exclusiveMinimum": 0, "description": "Scale factor."},

@@ -277,15 +277,21 @@ def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag
     return dst
 
 
-def publish_model(src: Path, assets: Path) -> Path:
+def publish_model(src: Path, assets: Path, default_strength: float | None = None) -> Path:
     """Copy one style file (the arbitrary-style model, say) into the package as the default
-    tag of its name, replacing an older bundled file of that name."""
+    tag of its name, replacing an older bundled file of that name. `default_strength` is
+    written into its spec: the strength runs use when none is given (the operating point at
+    which the model was measured to meet its bar)."""
     from ..registry import resolve_style
-    from ..weights import read_spec, sha256_file
+    from ..weights import read_spec, read_tensors, sha256_file, write_style_file
 
     spec = read_spec(src)
     dst = assets / f"{spec['name']}.{spec['tag']}.safetensors"
-    shutil.copyfile(src, dst)
+    if default_strength is None:
+        shutil.copyfile(src, dst)
+    else:
+        write_style_file(dst, read_tensors(src), {**spec, "default_strength": default_strength},
+                         dtype=None)
     manifest_path, manifest = _read_manifest(assets)
     kept = []
     for entry in manifest.get("styles", []):
@@ -364,11 +370,13 @@ def main(argv: list[str] | None = None) -> None:
     multi.add_argument("--clip-out", type=Path, default=Path("docs/gallery_clip.jpg"))
     one = sub.add_parser("publish-model", help="bundle one style file (e.g. the AdaIN model)")
     one.add_argument("--file", type=Path, required=True)
+    one.add_argument("--default-strength", type=float, default=None,
+                     help="strength runs use when none is given")
     one.add_argument("--assets", type=Path, default=Path(__file__).resolve().parents[2] / "assets")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.command == "publish-model":
-        publish_model(args.file, args.assets)
+        publish_model(args.file, args.assets, args.default_strength)
         return
     if args.command == "publish-multi":
         dst = publish_multi(args.file, args.styles, args.photo, args.assets, args.tag)

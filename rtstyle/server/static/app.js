@@ -99,6 +99,12 @@ function renderGallery() {
 
 function chooseStyle(name) {
   state.style = name;
+  // a style's own default strength (the any-painting model recommends less than 1)
+  const chosen = currentStyle();
+  if (chosen && chosen.default_strength !== undefined) {
+    $("strength").value = chosen.default_strength;
+    $("strength-value").textContent = Number(chosen.default_strength).toFixed(2);
+  }
   renderGallery();
   if (state.live) state.live.send({ type: "style", style: name });
   else settingsChanged();
