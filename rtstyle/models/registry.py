@@ -101,6 +101,7 @@ class StyleSpec:
             "attribution": style.get("attribution"),
             "license": self.license,
             "needs_style_image": self.needs_style_image,
+            "default_strength": self.default_strength,
             "style_index": self.style_index,
             "file_styles": self.file_styles,
         }
