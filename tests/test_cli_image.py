@@ -129,7 +129,7 @@ def test_missing_cuda_is_a_clear_error(tmp_path, rtstyle_home, tiny_style_file):
     assert result.exit_code == 2 and "no CUDA GPU" in result.output
 
 
-def test_painting_as_style_uses_installed_sanet(tmp_path, rtstyle_home):
+def test_painting_as_style_uses_installed_sanet(tmp_path, rtstyle_home, no_bundled):
     src = _photo(tmp_path / "p.png", 67, 41)
     painting = _photo(tmp_path / "painting.png", 50, 40, seed=5)
     no_model = runner.invoke(app, ["image", str(src), "--style", str(painting)])

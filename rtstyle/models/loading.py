@@ -30,7 +30,8 @@ def default_arbitrary_style() -> StyleSpec:
     if not candidates:
         raise UserInputError(
             "a painting as --style needs an arbitrary-style (AdaIN or SANet) model, and none "
-            "is installed (none is bundled yet); train one with `rtstyle train adain` or "
+            "is installed (the bundled one is missing: reinstall rtstyle); train one with "
+            "`rtstyle train adain` or "
             "`rtstyle train sanet`, or import one with `rtstyle styles import decoder.pth "
             "--arch adain --vgg vgg_normalised.pth`"
         )

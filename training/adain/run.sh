@@ -7,8 +7,8 @@
 #   training/adain/run.sh export    # write the model file from the latest checkpoint
 #
 # A session's checkpoint (decoder + Adam state, 42 MB) is not committed; the model file it
-# exports (7 MB, FP16) is, as training/adain/adain.cpu.safetensors, and a later session starts
-# from it with INIT=training/adain/adain.cpu.safetensors (fresh optimizer state).
+# exports (7 MB, FP16) is the bundled rtstyle/assets/adain.v1.safetensors, and a later session starts
+# from it with INIT=rtstyle/assets/adain.v1.safetensors (fresh optimizer state).
 # THREADS=2 when nothing else runs (3.6 photos/s on the 2-core EPYC), 1 otherwise.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
