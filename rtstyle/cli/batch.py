@@ -220,7 +220,7 @@ def batch(
     with user_errors():
         settings = StyleSettings(
             styles=(style,), style_image=style_image, device=device,
-            strength=(default_strength([style], style_image) if strength is None else strength),
+            strength=default_strength([style], style_image, strength),
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
             smooth_blend=smooth_blend, style_scale=parse_style_scale(style_scale),
             preserve_color=preserve_color.value if preserve_color is not None else None,

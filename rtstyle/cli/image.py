@@ -178,8 +178,7 @@ def image(
         finish = make_finish(photoreal=photoreal, radius=photoreal_radius, eps=photoreal_eps,
                              mask=mask, mask_feather=mask_feather, device=dev)
         stylizer = load_stylizer(style, device=dev, style_image=style_image)
-        if strength is None:
-            strength = default_strength(styles, style_image)
+        strength = default_strength(styles, style_image, strength)
         from ..images import IMAGE_SUFFIXES
 
         painting = Path(style).suffix.lower() in IMAGE_SUFFIXES

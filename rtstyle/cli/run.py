@@ -124,8 +124,8 @@ def _style_settings(options: dict):
         "smooth": 0.0 if options["no_smooth"] else options["smooth"],
         "preserve_color": color.value if color is not None else None,
         "style_scale": parse_style_scale(options["style_scale"]),
-        "strength": (default_strength(options["style"], options["style_image"])
-                     if options["strength"] is None else options["strength"]),
+        "strength": default_strength(options["style"], options["style_image"],
+                                     options["strength"]),
     }
     shared = {f.name: options[f.name] for f in dataclasses.fields(StyleSettings)
               if f.name in options and f.name not in converted}

@@ -42,9 +42,12 @@ def default_arbitrary_style() -> StyleSpec:
     return candidates[0]
 
 
-def default_strength(styles: Sequence[str], style_image: str | Path | None = None) -> float:
-    """`--strength` when not given: the lowest default of the runs' models (a painting as
-    `--style` counts as the arbitrary-style model); 1 for ordinary styles."""
+def default_strength(styles: Sequence[str], style_image: str | Path | None = None,
+                     given: float | None = None) -> float:
+    """`--strength` as `given`, or when not given the lowest default of the run's models (a
+    painting as `--style` counts as the arbitrary-style model; 1 for ordinary styles)."""
+    if given is not None:
+        return given
     return min((split_style_argument(s, style_image is not None)[0].default_strength
                 for s in styles), default=1.0)
 
