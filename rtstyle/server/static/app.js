@@ -104,6 +104,7 @@ function chooseStyle(name) {
   if (chosen && chosen.default_strength !== undefined) {
     $("strength").value = chosen.default_strength;
     $("strength-value").textContent = Number(chosen.default_strength).toFixed(2);
+    if (state.live) state.live.send({ type: "strength", value: Number(chosen.default_strength) });
   }
   renderGallery();
   if (state.live) state.live.send({ type: "style", style: name });
@@ -342,6 +343,7 @@ class LiveSession {
     this.sent = [];          // clock readings of frames in flight
     this.received = [];      // arrival times of painted frames, for the frame rate
     this.rtts = [];
+    this.style = null;       // the style the server last confirmed
     this.lastReply = performance.now();
     this.busy = false;
     this.frames = 0;
@@ -422,12 +424,16 @@ class LiveSession {
     if (typeof event.data === "string") {
       const message = JSON.parse(event.data);
       if (message.type === "ready") {
+        this.showStyle(message.style);
         setMessage($("live-message"), `live: ${message.style} · ${message.size.join("x")} · ` +
           `${message.device} ${message.backend || ""}`);
       } else if (message.type === "style") {
+        this.showStyle(message.style);
         setMessage($("live-message"), `live: ${message.style}`);
       } else if (message.type === "status") {
-        setMessage($("live-message"), message.message);
+        // a style's engine reports its warm-up after the switch: keep the style in view
+        setMessage($("live-message"), this.style ? `live: ${this.style} · ${message.message}`
+          : message.message);
       } else if (message.type === "stats") {
         this.serverStats = message;
       } else if (message.type === "error") {
@@ -454,6 +460,11 @@ class LiveSession {
       this.showStats();
     });
     this.pump();
+  }
+
+  showStyle(name) {
+    this.style = name;
+    $("live-message").dataset.style = name;
   }
 
   showStats() {
