@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip", dest="clips", action="append", default=None,
                     help=f"clip file name in ../shared/data/video (default: {', '.join(CLIPS)})")
     ap.add_argument("--clip-width", type=int, default=480, help="clip width (0: as it is)")
+    ap.add_argument("--no-clips", dest="video", action="store_false",
+                    help="stills only (a quick look at a checkpoint)")
     ap.add_argument("--no-smoothing-cost", dest="smoothing_cost", action="store_false")
     ap.add_argument("--no-speed", dest="speed", action="store_false")
     ap.add_argument("--extra", default="", help="more options for rtstyle image/video")
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path,
                     default=REPO / "benchmarks" / "results" / "retrain_targets_cpu.json")
     args = ap.parse_args(argv)
-    args.clips = args.clips or list(CLIPS)
+    args.clips = (args.clips or list(CLIPS)) if args.video else []
     styles = list(args.style)
     if args.file:
         from rtstyle.models.weights import read_spec
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row['name']:<10} style {st['style_loss']:>9.0f} content {st['content_loss']:.3g}"
                   f" SSIM {st['ssim']:.3f} style_rel {st['style_rel']:.3f}"
                   f" (x{st.get('style_rel_ratio', float('nan')):.2f} of v3)"
-                  f"  ewarp x{max(ratios):.2f} worst clip"
+                  + (f"  ewarp x{max(ratios):.2f} worst clip" if ratios else "")
                   + (f"  smoothing cost x{max(c for c in costs if c):.3f}" if any(costs) else ""),
                   flush=True)
         result = {"machine": machine_info(), "command": "python benchmarks/retrain_targets.py "

@@ -178,6 +178,25 @@ def test_cli_train_johnson_bad_input_exits_2(photos, tmp_path):
     assert "style image not found" in result.output
 
 
+def test_content_layer_is_an_option_that_changes_what_is_learned(photos, painting, tmp_path):
+    deep, _ = run(tiny_config(photos, painting, tmp_path / "deep", steps=2,
+                              content_layer="relu4_1"))
+    shallow, _ = run(tiny_config(photos, painting, tmp_path / "shallow", steps=2))
+    assert resolve_style(str(deep.style_path)).meta["training"]["content_layer"] == "relu4_1"
+    a, b = read_tensors(deep.style_path), read_tensors(shallow.style_path)
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_train_refuses_an_unknown_content_layer(photos, painting, tmp_path):
+    result = CliRunner().invoke(app, [
+        "train", "johnson", "--style-image", str(painting), "--data", str(photos),
+        "--name", "x", "--device", "cpu", "--content-layer", "relu9_9",
+        "--work-dir", str(tmp_path / "work"),
+    ])
+    assert result.exit_code == 2, result.output
+    assert "unknown --content-layer 'relu9_9'" in result.output and "relu4_1" in result.output
+
+
 def test_ssim_is_one_on_itself_and_low_on_noise():
     torch.manual_seed(0)
     x = torch.rand(1, 3, 41, 67)

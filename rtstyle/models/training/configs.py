@@ -19,6 +19,9 @@ from ...errors import UserInputError
 
 DEFAULT_CONTENT_LAYER = "relu2_2"
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+# VGG-19 activations a content term may compare (the convs of ../vgg.py: conv1_1 … conv5_1)
+CONTENT_LAYERS = tuple(f"relu{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 1))
+                       for i in range(1, n + 1))
 # "mid": issue #12, the full-resolution CPU net with conditional instance norm (models/mid.py)
 JOHNSON_ARCHS = {"standard": "johnson", "lite": "johnson-lite", "mid": "johnson-mid"}
 # `--compile` left to auto compiles runs of at least this many steps: a first compile costs one
@@ -97,7 +100,9 @@ class JohnsonConfig(RunSettings):
                                          "instead of starting fresh.")
     channels: int | None = option(None, "Width of the net (default per arch).")
     n_res: int | None = option(None, "Residual blocks (default per arch).")
-    content_layer: str = DEFAULT_CONTENT_LAYER
+    content_layer: str = option(DEFAULT_CONTENT_LAYER, "VGG-19 layer of the content term: "
+                                "relu2_2 keeps fine detail, relu3_1/relu4_1 leave the "
+                                "strokes to the painting.")
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     sample_every: int = redefault(RunSettings, "sample_every", 200)
     checkpoint_every: int = redefault(RunSettings, "checkpoint_every", 200)
@@ -156,6 +161,9 @@ class JohnsonConfig(RunSettings):
             raise UserInputError("--steps and --batch must be >= 1")
         if min(self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight) < 0:
             raise UserInputError("loss weights must be >= 0")
+        if self.content_layer not in CONTENT_LAYERS:
+            raise UserInputError(f"unknown --content-layer '{self.content_layer}'; choose from: "
+                                 + ", ".join(CONTENT_LAYERS))
         if not Path(self.style_image).is_file():
             raise UserInputError(f"style image not found: {self.style_image}")
 
