@@ -40,10 +40,12 @@ def test_the_published_file_owns_the_plain_names(assets, shared_data, tmp_path, 
     made = tmp_path / "paintings7.v1.safetensors"
     _write_multi(made, names=("monet", "ukiyoe"))
     photo = sorted((shared_data / "content" / "eval").glob("*.jpg"))[0]
-    dst = publish_multi(made, shared_data / "styles", photo, assets, tag="v4")
+    dst = publish_multi(made, shared_data / "styles", photo, assets, tag="v4",
+                        video_style_scale="auto")
 
     monet, ukiyoe = registry.resolve_style("monet"), registry.resolve_style("ukiyoe")
     assert (monet.weights, monet.style_index, monet.tag) == (dst, 0, "v4")
+    assert monet.video_style_scale == ukiyoe.video_style_scale == "auto"
     assert (ukiyoe.weights, ukiyoe.style_index) == (dst, 1)
     lite = registry.resolve_style("monet-lite")
     assert (lite.tag, lite.arch) == ("v3", "johnson-lite")
@@ -86,6 +88,20 @@ def test_the_clip_frame_grid_shows_the_frame_and_each_style(shared_data, tmp_pat
     assert grid.shape == (2 * 360, 2 * 640, 3)  # the frame + 3 styles, two per row, full size
     frame, first = grid[:360, :640].astype(int), grid[:360, 640:].astype(int)
     assert abs(frame - first).mean() > 5  # the styled tile is not the frame
+    # the tiles show what `rtstyle video` makes by default: the file's video_style_scale
+    from rtstyle.models.weights import read_spec, read_tensors, write_style_file
+
+    # (a random net paints a nearly flat black: spread and lift its output first)
+    tensors = read_tensors(made)
+    tensors["deconv3.conv2d.weight"] = tensors["deconv3.conv2d.weight"] * 300
+    tensors["deconv3.conv2d.bias"] = tensors["deconv3.conv2d.bias"] + 128
+    tiles = {}
+    for scale in (1.0, 0.5):
+        file = tmp_path / f"lifted{scale:g}.v1.safetensors"
+        write_style_file(file, tensors, {**read_spec(made), "video_style_scale": scale},
+                         dtype=None)
+        tiles[scale] = clip_frame_grid(file, ["monet"], clip, frame_index=5)[:, 640:]
+    assert tiles[1.0].std() > 5 and abs(tiles[1.0].astype(int) - tiles[0.5]).mean() > 1
 
 
 def test_a_bundled_adain_model_serves_any_painting_right_after_install(assets, tmp_path,

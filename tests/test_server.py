@@ -187,14 +187,21 @@ def test_a_style_files_default_strength_applies_when_the_request_gives_none(
 
     made = make_tiny_style(tmp_path / "soft.v1.safetensors", name="soft")
     write_style_file(rtstyle_home / "styles" / "soft.v1.safetensors", read_tensors(made),
-                     {**read_spec(made), "default_strength": 0.5}, dtype=None)
+                     {**read_spec(made), "default_strength": 0.5, "video_style_scale": 0.5},
+                     dtype=None)
     photo = image_bytes(fmt="PNG")
     with serving(tmp_path) as (client, _):
         listed = {s["name"]: s for s in client.get("/api/styles").json()["styles"]}
         assert listed["soft"]["default_strength"] == 0.5
-        plain, half, full = (stylize(client, photo, style="soft", **extra).content
-                             for extra in ({}, {"strength": 0.5}, {"strength": 1}))
+        assert listed["soft"]["video_style_scale"] == 0.5
+        plain, half, full, unscaled, scaled = (
+            stylize(client, photo, style="soft", **extra).content
+            for extra in ({}, {"strength": 0.5}, {"strength": 1},
+                          {"strength": 0.5, "style_scale": "1"},
+                          {"strength": 0.5, "style_scale": "0.5"}))
     assert plain == half and plain != full
+    # the video recommendation leaves stills alone
+    assert plain == unscaled and plain != scaled
 
 
 def test_bad_stills_get_a_clear_4xx_and_nothing_is_kept(tmp_path, tiny_styles):

@@ -222,6 +222,50 @@ def test_cli_video_style_scale(tmp_path, tiny_style_file):
     assert (info.width, info.height, info.frames) == (96, 64, 5)
 
 
+def _recommending(src, dst, scale):
+    from rtstyle.models.weights import read_spec, read_tensors, write_style_file
+
+    write_style_file(dst, read_tensors(src), {**read_spec(src), "video_style_scale": scale},
+                     dtype=None)
+    return dst
+
+
+def test_a_style_files_video_style_scale_is_the_video_default_not_the_stills(tmp_path,
+                                                                             tiny_style_file):
+    from rtstyle.models.registry import resolve_style
+
+    made = _recommending(tiny_style_file, tmp_path / "coarse.v1.safetensors", 0.5)
+    assert resolve_style(str(made)).summary()["video_style_scale"] == 0.5
+    common = ["--max-frames", "3", "--backend", "eager", "--device", "cpu", "--json"]
+    reports = {}
+    for label, extra in (("recommended", []), ("off", ["--style-scale", "1"])):
+        result = runner.invoke(app, ["video", "lavfi:testsrc=size=96x64:rate=25:duration=1",
+                                     str(tmp_path / f"{label}.mp4"), "--style", str(made),
+                                     *extra, *common])
+        assert result.exit_code == 0, result.output
+        reports[label] = json.loads(result.stdout)["style_scale"]
+    assert reports == {"recommended": "0.5 (generator at 48×32)", "off": None}
+    # a still is painted at full size whatever the file recommends for video
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)).save(photo)
+    outputs = []
+    for style in (tiny_style_file, made):
+        out = tmp_path / f"{style.stem}.png"
+        result = runner.invoke(app, ["image", str(photo), "-o", str(out), "--style", str(style),
+                                     "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        outputs.append(np.asarray(Image.open(out)))
+    assert np.array_equal(*outputs)
+
+
+def test_an_unreadable_video_style_scale_in_a_file_is_a_clear_error(tmp_path, tiny_style_file):
+    made = _recommending(tiny_style_file, tmp_path / "odd.v1.safetensors", "huge")
+    result = runner.invoke(app, ["video", "lavfi:testsrc=size=64x48:rate=25:duration=1",
+                                 str(tmp_path / "v.mp4"), "--style", str(made), "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert "video_style_scale 'huge' is not a style scale" in result.output
+
+
 def test_cli_webcam_style_scale_auto(tmp_path, tiny_style_file):
     """A live run: `auto` with a style that says nothing of its training size aims at 256."""
     out = tmp_path / "live.mp4"

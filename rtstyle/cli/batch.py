@@ -37,7 +37,7 @@ from .common import (
     StrengthOption,
     StyleImageOption,
     StyleOption,
-    StyleScaleOption,
+    VideoStyleScaleOption,
     err,
     out,
     user_errors,
@@ -201,7 +201,7 @@ def batch(
     ray_address: Annotated[str | None, typer.Option(
         help="An existing Ray cluster (implies --ray): auto (the one this machine joined with "
              "`ray start`), HOST:6379, or ray://HOST:10001 (Ray Client).")] = None,
-    style_scale: StyleScaleOption = "1",
+    style_scale: VideoStyleScaleOption = None,
     preserve_color: PreserveColorOption = None,
     photoreal: PhotorealOption = False,
     photoreal_radius: PhotorealRadiusOption = None,
@@ -222,7 +222,8 @@ def batch(
             styles=(style,), style_image=style_image, device=device,
             strength=default_strength([style], style_image, strength),
             backend=backend, precision=precision, smooth=0.0 if no_smooth else smooth,
-            smooth_blend=smooth_blend, style_scale=parse_style_scale(style_scale),
+            smooth_blend=smooth_blend,
+            style_scale=None if style_scale is None else parse_style_scale(style_scale),
             preserve_color=preserve_color.value if preserve_color is not None else None,
             photoreal=photoreal, photoreal_radius=photoreal_radius, photoreal_eps=photoreal_eps)
         recipe = Recipe(settings, Geometry(parse_size(size), scale, max_side), codec=codec,

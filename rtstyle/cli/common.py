@@ -209,11 +209,17 @@ SegmentOption = Annotated[str | None, typer.Option(
          "(MediaPipe's selfie segmentation; needs rtstyle[segment], see README).")]
 # `--style-scale`: parsed by rtstyle.models.style_scale.parse_style_scale inside the error
 # boundary (a bad value is one line and exit code 2; not imported here: keeps --help fast).
+_STYLE_SCALE_HELP = (
+    "Run the style network on the frame scaled by S (0 < S <= 4) and bring the result back "
+    "with edge-aware (guided) upsampling: strokes 1/S times larger, edges sharp, network cost "
+    "x S². auto: the network sees the style's training size. 1 = off.")
 StyleScaleOption = Annotated[str, typer.Option(
-    "--style-scale", metavar="S|auto",
-    help="Run the style network on the frame scaled by S (0 < S <= 4) and bring the result "
-         "back with edge-aware (guided) upsampling: strokes 1/S times larger, edges sharp, "
-         "network cost x S². auto: the network sees the style's training size. 1 = off.")]
+    "--style-scale", metavar="S|auto", help=_STYLE_SCALE_HELP)]
+# For moving pictures, leaving it out means the style's own recommendation (stills: 1).
+VideoStyleScaleOption = Annotated[str | None, typer.Option(
+    "--style-scale", metavar="S|auto", show_default=False,
+    help=_STYLE_SCALE_HELP + " Default: for video, what the style recommends "
+         "(video_style_scale in `rtstyle styles --json`; 1 for most); for stills, 1.")]
 
 
 class ColorMode(str, Enum):

@@ -37,7 +37,7 @@ from .common import (
     SmoothOption,
     StrengthOption,
     StyleImageOption,
-    StyleScaleOption,
+    VideoStyleScaleOption,
     check_style,
     complete_style,
     err,
@@ -123,7 +123,8 @@ def _style_settings(options: dict):
         "mix": None if weights is None else tuple(weights),
         "smooth": 0.0 if options["no_smooth"] else options["smooth"],
         "preserve_color": color.value if color is not None else None,
-        "style_scale": parse_style_scale(options["style_scale"]),
+        "style_scale": None if options["style_scale"] is None
+        else parse_style_scale(options["style_scale"]),
         "strength": default_strength(options["style"], options["style_image"],
                                      options["strength"]),
     }
@@ -168,7 +169,7 @@ def video(
     mask: MaskOption = None,
     mask_feather: MaskFeatherOption = 0.0,
     segment: SegmentOption = None,
-    style_scale: StyleScaleOption = "1",
+    style_scale: VideoStyleScaleOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Stylize a video file, keeping every frame, the timing and the audio."""
@@ -250,7 +251,7 @@ def webcam(
     mask: MaskOption = None,
     mask_feather: MaskFeatherOption = 0.0,
     segment: SegmentOption = None,
-    style_scale: StyleScaleOption = "1",
+    style_scale: VideoStyleScaleOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Stylize a camera live, to a window, a virtual camera, a network stream or a file."""

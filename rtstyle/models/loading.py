@@ -12,6 +12,7 @@ from ..errors import UnknownStyleError, UserInputError, WeightsError
 from ..images import IMAGE_SUFFIXES, image_to_tensor, read_image, resize_max_side
 from .architectures import build_generator, get_arch
 from .registry import StyleSpec, discover, resolve_style, user_styles_dir, verify_weights
+from .style_scale import StyleScale, parse_style_scale
 from .stylizer import Stylizer
 from .weights import build_and_load, convert_checkpoint, read_tensors, write_style_file
 
@@ -50,6 +51,24 @@ def default_strength(styles: Sequence[str], style_image: str | Path | None = Non
         return given
     return min((split_style_argument(s, style_image is not None)[0].default_strength
                 for s in styles), default=1.0)
+
+
+def video_style_scale(styles: Sequence[str], style_image: str | Path | None = None,
+                      given: StyleScale | None = None) -> StyleScale:
+    """`--style-scale` of a video, camera or live run: `given`, or when not given what the
+    run's styles recommend for moving pictures (`StyleSpec.video_style_scale`), when they all
+    agree; 1 otherwise. A file's unreadable recommendation is a `WeightsError`."""
+    if given is not None:
+        return parse_style_scale(given)
+    chosen = set()
+    for style in styles:
+        spec = split_style_argument(style, style_image is not None)[0]
+        try:
+            chosen.add(parse_style_scale(spec.video_style_scale))
+        except UserInputError:
+            raise WeightsError(f"{Path(spec.weights).name}: video_style_scale "
+                               f"{spec.video_style_scale!r} is not a style scale") from None
+    return chosen.pop() if len(chosen) == 1 else 1.0
 
 
 def split_style_argument(style: str, has_style_image: bool = False) -> tuple[StyleSpec, Path | None]:

@@ -83,6 +83,13 @@ class StyleSpec:
         return float(self.meta.get("default_strength", 1.0))
 
     @property
+    def video_style_scale(self) -> float | str:
+        """The stroke scale (`--style-scale`) a video, camera or live run uses when none is
+        given: 1 unless the file recommends another (`"video_style_scale"` in its spec: the
+        bundled multi-style net's measured choice, README "Bundled styles"). Stills use 1."""
+        return self.meta.get("video_style_scale", 1.0)
+
+    @property
     def needs_style_image(self) -> bool:
         return get_arch(self.arch).needs_style_image
 
@@ -102,6 +109,7 @@ class StyleSpec:
             "license": self.license,
             "needs_style_image": self.needs_style_image,
             "default_strength": self.default_strength,
+            "video_style_scale": self.video_style_scale,
             "style_index": self.style_index,
             "file_styles": self.file_styles,
         }

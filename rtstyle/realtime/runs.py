@@ -96,7 +96,9 @@ class StyleSettings:
     `mask_feather` px) or `segment` ("person" or "background") limits where the style goes
     (`rtstyle.realtime.finishing`). `style_scale` (a factor in (0, 4] or "auto") runs the
     generator on the frame scaled by it and brings the result back by guided upsampling, so
-    strokes keep their trained size (`rtstyle.models.style_scale`); 1 is off. `mix` (one
+    strokes keep their trained size (`rtstyle.models.style_scale`); 1 is off, None (the
+    default) is each style's recommendation for moving pictures (1 unless its file says
+    otherwise: `rtstyle.models.loading.video_style_scale`). `mix` (one
     weight per style) paints all `styles` as one mixed style (`load_style_mix`: blended
     instance norms when they share a multi-style net, mixed statistics for paintings through
     AdaIN, blended outputs otherwise) instead of cycling through them.
@@ -117,7 +119,7 @@ class StyleSettings:
     mask_feather: float = 0.0
     segment: str | None = None
     preserve_color: str | None = None
-    style_scale: float | str = 1.0
+    style_scale: float | str | None = None
     mix: tuple[float, ...] | None = None
 
     @property
@@ -191,7 +193,8 @@ class StyledRun:
         self.settings = settings
         self.on_status = on_status
         check_color_mode(settings.preserve_color)
-        parse_style_scale(settings.style_scale)
+        if settings.style_scale is not None:
+            parse_style_scale(settings.style_scale)
         self.device = resolve_device(settings.device)
         self.started_at = time.monotonic()
         self.process: StyleCycler | None = None
@@ -206,7 +209,7 @@ class StyledRun:
     def _load_styles(self, expected_frames: int | None) -> None:
         """Load the first style now (a bad name or file fails here, before any warm-up); the
         others load when first selected. `expected_frames` lets `auto` weigh a build."""
-        from ..models.loading import load_stylizer
+        from ..models.loading import load_stylizer, video_style_scale
         from .engine import InferenceEngine
 
         s = self.settings
@@ -222,6 +225,7 @@ class StyledRun:
                 from ..models.photoreal import load_reference_style
 
                 return load_reference_style(name, device=self.device)
+            scale = video_style_scale([name], s.style_image, s.style_scale)
             spec = _multistyle_spec(name)
             if spec is not None:
                 # Styles of one multi-style file share its engine: switching sets the style
@@ -235,14 +239,14 @@ class StyledRun:
                                              expected_frames=expected_frames)
                     shared.append((spec, engine))
                 return with_style_scale(EngineStyle(engine, spec.style_index,
-                                                    name=spec.full_name), s.style_scale)
+                                                    name=spec.full_name), scale)
             stylizer = load_stylizer(name, device=self.device, style_image=s.style_image)
             engine = InferenceEngine(stylizer, self.device, backend=s.backend,
                                      precision=s.precision, on_status=self.on_status,
                                      expected_frames=expected_frames)
             # The engine sees (and builds for) the scaled frame; strength, colour and
             # smoothing stay at full size.
-            return with_style_scale(engine, s.style_scale, stylizer.train_size)
+            return with_style_scale(engine, scale, stylizer.train_size)
 
         def load_mix(_name: str):
             from ..models.loading import load_style_mix
@@ -252,7 +256,8 @@ class StyledRun:
             engine = InferenceEngine(stylizer, self.device, backend=s.backend,
                                      precision=s.precision, on_status=self.on_status,
                                      expected_frames=expected_frames)
-            return with_style_scale(engine, s.style_scale, getattr(stylizer, "train_size", None))
+            scale = video_style_scale(s.styles, s.style_image, s.style_scale)
+            return with_style_scale(engine, scale, getattr(stylizer, "train_size", None))
 
         self.process = StyleCycler(s.style_names, load if s.mix is None else load_mix,
                                    strength=s.strength,

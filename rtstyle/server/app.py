@@ -160,10 +160,14 @@ def _style_options(fields: dict[str, str]) -> tuple[float | None, dict]:
     return strength, geometry
 
 
-def _style_scale(fields: dict[str, str]) -> float | str:
-    """`style_scale` (a factor in (0, 4] or auto; `rtstyle.models.style_scale`), checked."""
+def _style_scale(fields: dict[str, str]) -> float | str | None:
+    """`style_scale` (a factor in (0, 4] or auto; `rtstyle.models.style_scale`), checked;
+    None when not given (stills: 1; videos: the style's recommendation)."""
+    text = (fields.get("style_scale") or "").strip()
+    if not text:
+        return None
     try:
-        return parse_style_scale((fields.get("style_scale") or "").strip() or None)
+        return parse_style_scale(text)
     except UserInputError as exc:
         raise HTTPException(400, str(exc).replace("--style-scale", "style_scale")) from None
 

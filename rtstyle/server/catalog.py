@@ -94,6 +94,7 @@ class StyleCatalog:
                 "origin": spec.origin,
                 "needs_style_image": spec.needs_style_image,
                 "default_strength": spec.default_strength,
+                "video_style_scale": spec.video_style_scale,
                 "image_url": f"/api/styles/{spec.full_name}/image"
                 if spec.full_name.casefold() in self.pictures else None,
             })

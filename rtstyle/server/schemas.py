@@ -26,6 +26,9 @@ class StyleInfo(BaseModel):
     default_strength: float = Field(
         1.0, description="The strength used when a request gives none (1 but for a model "
                          "whose file recommends less).")
+    video_style_scale: float | str = Field(
+        1.0, description="The `style_scale` a video job or the live camera uses when the "
+                         "request gives none (1 but for a style whose file recommends another).")
     image_url: str | None = Field(description="Gallery picture: photo · painting · output.")
 
 
@@ -69,10 +72,11 @@ _OPTIONS = {
              "default: the input's size."},
     "scale": {"type": "number", "exclusiveMinimum": 0, "description": "Scale factor."},
     "max_side": {"type": "integer", "minimum": 1, "description": "Longest side at most this."},
-    "style_scale": {"type": "string", "default": "1",
+    "style_scale": {"type": "string",
                     "description": "Run the network on the picture scaled by this (0 < S <= 4) "
                     "or `auto` (its training size), upsampled back edge-aware: strokes 1/S "
-                    "times larger. 1 = off (as `--style-scale`)."},
+                    "times larger. 1 = off (as `--style-scale`). Default: 1 for images, the "
+                    "style's `video_style_scale` for videos (1 for most)."},
     "preserve_color": {"type": "string", "enum": ["off", "luminance", "histogram"],
                        "default": "off", "description": "Keep the photo's colours: take only "
                        "the style's lightness (luminance) or match the output's colour "

@@ -223,7 +223,8 @@ GALLERY_RENDER_SIDE = 768
 
 
 def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag: str,
-                  keep_lite_tag: str | None = "v3") -> Path:
+                  keep_lite_tag: str | None = "v3",
+                  video_style_scale: float | str | None = None) -> Path:
     """Make a multi-style file of the bundled paintings (`rtstyle train multi`) the package's
     default for each plain name (`monet`, `ukiyoe`, …).
 
@@ -231,7 +232,9 @@ def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag
     gets a gallery picture. The lite nets lose their plain-name aliases (the multi file's styles
     now own those names); their `keep_lite_tag` file stays as `<style>-lite` (the faster tier),
     and every other lite file is dropped from the package and the manifest (superseded; git
-    history keeps them). Returns the copied file.
+    history keeps them). `video_style_scale`, when given, is written into the spec: the
+    `--style-scale` that video, camera and live runs use unless told otherwise. Returns the
+    copied file.
     """
     from ...images import write_image
     from ..registry import resolve_style
@@ -244,6 +247,10 @@ def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag
     if not names or unknown:
         raise ValueError(f"{style_file}: not a multi-style file of the bundled paintings "
                          f"(styles {names}; unknown {unknown})")
+    if video_style_scale is not None:
+        from ..style_scale import parse_style_scale
+
+        spec = {**spec, "video_style_scale": parse_style_scale(video_style_scale)}
     dst = assets / f"{spec['name']}.{tag}.safetensors"
     write_style_file(dst, read_tensors(style_file), {**spec, "tag": tag}, dtype=None)
     galleries = {}
@@ -311,11 +318,13 @@ def publish_model(src: Path, assets: Path, default_strength: float | None = None
 def clip_frame_grid(style_file: Path, names: list[str], clip: Path, frame_index: int = 60,
                     columns: int = 2) -> np.ndarray:
     """One frame of a video at its own size, then that frame in each style, in a grid (H×W×3
-    uint8): the README's look at what `rtstyle video` makes of a real clip."""
+    uint8): the README's look at what `rtstyle video` makes of a real clip, at the stroke
+    scale it uses by default (the file's `video_style_scale`)."""
     import av
 
     from ...images import image_to_tensor, tensor_to_image
-    from ..loading import load_stylizer
+    from ..loading import load_stylizer, video_style_scale
+    from ..style_scale import with_style_scale
 
     with av.open(str(clip)) as container:
         for i, frame in enumerate(container.decode(video=0)):
@@ -327,7 +336,10 @@ def clip_frame_grid(style_file: Path, names: list[str], clip: Path, frame_index:
     tiles = [rgb]
     with torch.no_grad():
         for name in names:
-            tiles.append(tensor_to_image(load_stylizer(f"{style_file}#{name}")(image_to_tensor(rgb))))
+            style = f"{style_file}#{name}"
+            stylizer = load_stylizer(style)
+            stylizer = with_style_scale(stylizer, video_style_scale([style]), stylizer.train_size)
+            tiles.append(tensor_to_image(stylizer(image_to_tensor(rgb))))
     tiles += [np.full_like(rgb, 255)] * (-len(tiles) % columns)
     rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
     return np.concatenate(rows, axis=0)
@@ -368,6 +380,8 @@ def main(argv: list[str] | None = None) -> None:
     multi.add_argument("--clip", type=Path, default=None,
                        help="also write one frame of this video in every style (--clip-out)")
     multi.add_argument("--clip-out", type=Path, default=Path("docs/gallery_clip.jpg"))
+    multi.add_argument("--video-style-scale", default=None, metavar="S|auto",
+                       help="the --style-scale video and camera runs use by default")
     one = sub.add_parser("publish-model", help="bundle one style file (e.g. the AdaIN model)")
     one.add_argument("--file", type=Path, required=True)
     one.add_argument("--default-strength", type=float, default=None,
@@ -379,7 +393,8 @@ def main(argv: list[str] | None = None) -> None:
         publish_model(args.file, args.assets, args.default_strength)
         return
     if args.command == "publish-multi":
-        dst = publish_multi(args.file, args.styles, args.photo, args.assets, args.tag)
+        dst = publish_multi(args.file, args.styles, args.photo, args.assets, args.tag,
+                            video_style_scale=args.video_style_scale)
         if args.clip:
             from ...images import write_image
             from ..weights import read_spec
