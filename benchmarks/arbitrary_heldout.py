@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from retrain_targets import write_result
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -95,12 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ships (held-out gap closed >= {GAP_TARGET}, SSIM >= {SSIM_TARGET}): {verdict}")
     result = {"model": spec.full_name, "training": spec.meta.get("training", {}),
               "photos": args.photos, "groups": groups, "ships": verdict, "paintings": rows,
-              "machine": machine_info(), "seconds": round(time.perf_counter() - t0, 1),
-              "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+              "machine": machine_info(),
               "command": "python benchmarks/arbitrary_heldout.py " + " ".join(argv or sys.argv[1:])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result, t0)
     return 0
 
 

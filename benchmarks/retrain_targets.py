@@ -47,6 +47,16 @@ ABSOLUTE = {"ukiyoe": (46_000, 5.0e5), "scream": (4_800, 3.35e5), "shipwreck": (
 KEYS = ("style_loss", "content_loss", "ssim", "style_rel")
 
 
+def write_result(path: Path, result: dict, started: float) -> None:
+    """The benchmark's JSON, with the wall time since `started`, the platform and the load."""
+    result |= {"seconds": round(time.perf_counter() - started, 1),
+               "platform": platform.platform(),
+               "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
@@ -228,12 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             result["speed"] = speed(styles[0], extra, work)
             print(f"end to end on {SPEED_CLIP}: {result['speed']['fps']} fps "
                   f"({result['speed']['backend']})")
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    result["platform"] = platform.platform()
-    result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result, t0)
     return 0
 
 

@@ -13,14 +13,13 @@ ratio to the input's own warping error.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from retrain_targets import DATA, REPO, ewarp, scaled_copy
+from retrain_targets import DATA, REPO, ewarp, scaled_copy, write_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"warping error x{rows[-1]['ratio']:.2f} the input's", flush=True)
     result = {"machine": machine_info(), "command": "python benchmarks/style_scale_flicker.py "
               + " ".join(argv or sys.argv[1:]), "clip": args.clip, "clip_width": args.clip_width,
-              "frames": args.frames, "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+              "frames": args.frames, "rows": rows}
+    write_result(args.out, result, t0)
     return 0
 
 
