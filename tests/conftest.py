@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,17 @@ from rtstyle.models.johnson import TransformerNet
 from rtstyle.models.weights import write_style_file
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def children_hear_ctrl_c():
+    """Tests send Ctrl-C (SIGINT) to the rtstyle processes they start. A test run launched in
+    the background (`nohup pytest … &`) ignores SIGINT, and an ignored signal stays ignored
+    in every child, so those children would paint on: give this process Python's own
+    handler, which its children's exec resets to the default."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture(scope="session")
