@@ -12,7 +12,8 @@ import torch
 
 from rtstyle.images import read_image
 from rtstyle.models import registry
-from rtstyle.models.training.bundled import GALLERY_WIDTH, publish_multi
+from rtstyle.models.training.bundled import GALLERY_WIDTH, parse_scale_table, publish_multi
+from rtstyle.models.weights import read_spec
 from tests.test_mid_multistyle import _write_multi
 
 
@@ -76,6 +77,45 @@ def test_a_file_of_other_paintings_is_refused(assets, shared_data, tmp_path):
     with pytest.raises(ValueError, match="unknown"):
         publish_multi(made, shared_data / "styles", photo, assets, tag="v4")
     assert not (assets / "other.v4.safetensors").exists()
+
+
+def test_a_style_can_get_its_own_video_style_scale(assets, shared_data, tmp_path,
+                                                  rtstyle_home):
+    """`--video-style-scale auto --video-style-scale ukiyoe=auto:24`: a table in the spec;
+    each style's video runs use its own entry, the others "*"."""
+    from typer.testing import CliRunner
+
+    from rtstyle.cli import app
+
+    assert parse_scale_table(["auto", "ukiyoe=auto:24"]) == {"*": "auto", "ukiyoe": "auto:24"}
+    assert parse_scale_table(["0.5"]) == "0.5" and parse_scale_table([]) is None
+    made = tmp_path / "paintings7.v1.safetensors"
+    _write_multi(made, names=("monet", "ukiyoe"))
+    photo = sorted((shared_data / "content" / "eval").glob("*.jpg"))[0]
+    with pytest.raises(ValueError, match="scream"):
+        publish_multi(made, shared_data / "styles", photo, assets, tag="v4",
+                      video_style_scale={"*": "auto", "scream": 0.5})
+    with pytest.raises(Exception, match="auto:N"):
+        publish_multi(made, shared_data / "styles", photo, assets, tag="v4",
+                      video_style_scale={"*": "auto", "ukiyoe": "auto:x"})
+    dst = publish_multi(made, shared_data / "styles", photo, assets, tag="v4",
+                        video_style_scale=parse_scale_table(["auto", "ukiyoe=AUTO:24"]))
+    monet, ukiyoe = registry.resolve_style("monet"), registry.resolve_style("ukiyoe")
+    assert (monet.video_style_scale, ukiyoe.video_style_scale) == ("auto", "auto:24")
+    reports = {}
+    for name in ("monet", "ukiyoe"):
+        result = CliRunner().invoke(app, [
+            "video", "lavfi:testsrc=size=96x64:rate=25:duration=1", str(tmp_path / f"{name}.mp4"),
+            "--style", name, "--max-frames", "2", "--backend", "eager", "--device", "cpu",
+            "--json"])
+        assert result.exit_code == 0, result.output
+        reports[name] = json.loads(result.stdout)["style_scale"]
+    assert reports == {"monet": None,  # auto: the 64-line frame is under the training size
+                       "ukiyoe": "auto:24: 0.375 (generator at 36×24)"}
+    # one value for every style is written as that value
+    again = publish_multi(made, shared_data / "styles", photo, assets, tag="v5",
+                          video_style_scale={"*": "auto", "monet": "auto", "ukiyoe": "auto"})
+    assert again != dst and read_spec(again)["video_style_scale"] == "auto"
 
 
 def test_the_clip_frame_grid_shows_the_frame_and_each_style(shared_data, tmp_path):

@@ -23,6 +23,7 @@ from rtstyle.models.style_scale import (
     AUTO,
     MIN_AUTO_SCALE,
     ScaledStylizer,
+    describe,
     parse_style_scale,
     resolve_scale,
     scaled_size,
@@ -139,9 +140,28 @@ def test_auto_brings_the_short_side_to_the_training_size():
     assert net.sizes == [(64, 100)]
 
 
-@pytest.mark.parametrize("bad", ["0", "-0.5", "4.5", "nan", "inf", "big", 0, -1.0])
+def test_auto_with_a_side_aims_the_short_side_at_that_many_pixels():
+    assert parse_style_scale(" Auto:144 ") == "auto:144"
+    assert resolve_scale("auto:144", 360, 640, train_size=192) == pytest.approx(0.4)
+    assert resolve_scale("auto:288", 720, 1280, train_size=192) == pytest.approx(0.4)
+    assert resolve_scale("auto:144", 720, 1280) == MIN_AUTO_SCALE  # 0.2: below the floor
+    assert resolve_scale("auto:1000", 360, 640) == 1.0  # never above the frame
+    assert describe("auto:144", 360, 640, 192) == "auto:144: 0.4 (generator at 256×144)"
+    net = Recorder()
+    ScaledStylizer(net, "auto:32", train_size=64)(torch.rand(1, 3, 128, 200))
+    assert net.sizes == [(32, 50)]
+
+
+@pytest.mark.parametrize("bad", ["0", "-0.5", "4.5", "nan", "inf", "big", 0, -1.0, [1], {}])
 def test_bad_scales_are_user_errors(bad):
     with pytest.raises(UserInputError, match="--style-scale"):
+        parse_style_scale(bad)
+
+
+@pytest.mark.parametrize("bad", ["auto:", "auto:x", "auto:8", "auto:5000", "auto:1.5",
+                                 "auto:-144"])
+def test_bad_auto_sides_say_what_n_is(bad):
+    with pytest.raises(UserInputError, match=r"auto:N needs N, the short side"):
         parse_style_scale(bad)
 
 

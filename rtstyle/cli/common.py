@@ -212,7 +212,8 @@ SegmentOption = Annotated[str | None, typer.Option(
 _STYLE_SCALE_HELP = (
     "Run the style network on the frame scaled by S (0 < S <= 4) and bring the result back "
     "with edge-aware (guided) upsampling: strokes 1/S times larger, edges sharp, network cost "
-    "x S². auto: the network sees the style's training size. 1 = off.")
+    "x S². auto: the network sees the style's training size; auto:N: N pixels on the short "
+    "side. 1 = off.")
 StyleScaleOption = Annotated[str, typer.Option(
     "--style-scale", metavar="S|auto", help=_STYLE_SCALE_HELP)]
 # For moving pictures, leaving it out means the style's own recommendation (stills: 1).

@@ -56,19 +56,20 @@ def default_strength(styles: Sequence[str], style_image: str | Path | None = Non
 def video_style_scale(styles: Sequence[str], style_image: str | Path | None = None,
                       given: StyleScale | None = None) -> StyleScale:
     """`--style-scale` of a video, camera or live run: `given`, or when not given what the
-    run's styles recommend for moving pictures (`StyleSpec.video_style_scale`), when they all
-    agree; 1 otherwise. A file's unreadable recommendation is a `WeightsError`."""
+    run's styles recommend for moving pictures (`StyleSpec.video_style_scale`); for a mix
+    whose styles recommend different ones, the first style's. A file's unreadable
+    recommendation is a `WeightsError`."""
     if given is not None:
         return parse_style_scale(given)
-    chosen = set()
+    chosen = []
     for style in styles:
         spec = split_style_argument(style, style_image is not None)[0]
         try:
-            chosen.add(parse_style_scale(spec.video_style_scale))
+            chosen.append(parse_style_scale(spec.video_style_scale))
         except UserInputError:
             raise WeightsError(f"{Path(spec.weights).name}: video_style_scale "
                                f"{spec.video_style_scale!r} is not a style scale") from None
-    return chosen.pop() if len(chosen) == 1 else 1.0
+    return chosen[0] if chosen else 1.0
 
 
 def split_style_argument(style: str, has_style_image: bool = False) -> tuple[StyleSpec, Path | None]:

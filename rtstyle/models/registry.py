@@ -86,8 +86,12 @@ class StyleSpec:
     def video_style_scale(self) -> float | str:
         """The stroke scale (`--style-scale`) a video, camera or live run uses when none is
         given: 1 unless the file recommends another (`"video_style_scale"` in its spec: the
-        bundled multi-style net's measured choice, README "Bundled styles"). Stills use 1."""
-        return self.meta.get("video_style_scale", 1.0)
+        bundled multi-style net's measured choice, README "Bundled styles"). Stills use 1.
+        In a multi-style file it may be a table by style name, "*" for the others."""
+        value = self.meta.get("video_style_scale", 1.0)
+        if isinstance(value, dict):
+            value = value.get(self.name, value.get("*", 1.0))
+        return value
 
     @property
     def needs_style_image(self) -> bool:

@@ -15,6 +15,9 @@ sharp as the input's, and the generator's cost falls with S².
 - `auto`: S such that the short side the generator sees is the style's training crop side
   (`Stylizer.train_size`, from the weights' metadata; 256 when they do not say), at most 1
   and at least `MIN_AUTO_SCALE`.
+- `auto:N`: the same with N pixels for the short side instead of the training crop's: strokes
+  train_size/N times their trained size at any frame size (a style file's recommendation for a
+  style that flickers less with larger strokes).
 
 `ScaledStylizer` wraps anything that maps RGB 0..1 N×3×H×W to the same (a `Stylizer`, an
 `InferenceEngine`), so every backend gets it: the wrapped engine only ever sees the small
@@ -34,6 +37,8 @@ from .guided import downsample, guided_upsample
 
 AUTO = "auto"
 MAX_SCALE = 4.0
+# `auto:N`: the short side N the generator sees, within these bounds.
+AUTO_SIDE_RANGE = (16, 4096)
 # `auto` goes no lower: below a quarter the guide has to invent too much between coarse
 # pixels (He & Sun's fast guided filter subsamples by at most 4).
 MIN_AUTO_SCALE = 0.25
@@ -48,24 +53,42 @@ StyleScale = float | str
 
 
 def parse_style_scale(value: StyleScale | None) -> StyleScale:
-    """`--style-scale` as given (a number, its text, or "auto") -> a float in (0, 4] or
-    "auto"; anything else is a `UserInputError` (one line, exit code 2)."""
+    """`--style-scale` as given (a number, its text, "auto" or "auto:N") -> a float in (0, 4],
+    "auto" or "auto:N"; anything else is a `UserInputError` (one line, exit code 2)."""
     if value is None:
         return 1.0
     if isinstance(value, str):
         text = value.strip().lower()
         if text == AUTO:
             return AUTO
+        if text.startswith(AUTO + ":"):
+            return _parse_auto_side(value, text[len(AUTO) + 1:])
         try:
             number = float(text)
         except ValueError:
             number = math.nan
     else:
-        number = float(value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
     if not (0.0 < number <= MAX_SCALE):  # also rejects nan and inf
-        raise UserInputError(f"--style-scale must be a number in (0, {MAX_SCALE:g}] (e.g. 0.5) "
-                             f"or auto, got {value}")
+        raise UserInputError(f"--style-scale must be in (0, {MAX_SCALE:g}] (e.g. 0.5), auto or "
+                             f"auto:N, got {value}")
     return number
+
+
+def _parse_auto_side(value: str, side: str) -> str:
+    low, high = AUTO_SIDE_RANGE
+    if not side.strip().isdigit() or not low <= int(side) <= high:
+        raise UserInputError(f"--style-scale auto:N needs N, the short side the network sees, "
+                             f"a whole number of pixels in [{low}, {high}], got {value}")
+    return f"{AUTO}:{int(side)}"
+
+
+def is_auto(scale: StyleScale) -> bool:
+    """`auto` or `auto:N`: a factor that depends on the frame's size."""
+    return isinstance(scale, str)
 
 
 def train_size_of(module) -> int:
@@ -81,10 +104,11 @@ def train_size_of(module) -> int:
 def resolve_scale(scale: StyleScale, height: int, width: int,
                   train_size: int = DEFAULT_TRAIN_SIZE) -> float:
     """The factor for an `height`×`width` frame: `scale` itself, or for "auto" the one that
-    brings the short side to `train_size` (clamped to [MIN_AUTO_SCALE, 1])."""
-    if scale != AUTO:
+    brings the short side to `train_size` ("auto:N": to N), clamped to [MIN_AUTO_SCALE, 1]."""
+    if not is_auto(scale):
         return float(scale)
-    return min(1.0, max(MIN_AUTO_SCALE, train_size / min(height, width)))
+    side = train_size if scale == AUTO else int(str(scale).split(":", 1)[1])
+    return min(1.0, max(MIN_AUTO_SCALE, side / min(height, width)))
 
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
@@ -94,12 +118,13 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
 
 def describe(scale: StyleScale, height: int, width: int,
              train_size: int = DEFAULT_TRAIN_SIZE) -> str | None:
-    """"0.5 (generator at 640×360)", "auto: 0.36 (…)"; None when the step is off."""
+    """"0.5 (generator at 640×360)", "auto: 0.36 (…)", "auto:144: 0.4 (…)"; None when the
+    step is off."""
     s = resolve_scale(scale, height, width, train_size)
     h, w = scaled_size(height, width, s)
     if (h, w) == (height, width):
         return None
-    return f"{'auto: ' if scale == AUTO else ''}{s:.3g} (generator at {w}×{h})"
+    return f"{f'{scale}: ' if is_auto(scale) else ''}{s:.3g} (generator at {w}×{h})"
 
 
 class ScaledStylizer:

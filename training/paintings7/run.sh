@@ -7,6 +7,7 @@
 #   training/paintings7/run.sh            # start or resume in the background (nohup)
 #   training/paintings7/run.sh save       # copy the work dir's checkpoint back here
 #   training/paintings7/run.sh export     # write the style file from the latest checkpoint
+#   training/paintings7/run.sh finish     # at step STEPS: export, publish as the default, measure
 #
 # Stage one (6,000 steps, 24,000 photos, the v3 style weights, paintings at 384 px) is
 # stage1.safetensors. Measured at its end, it kept far more of each photo than the bundled
@@ -59,5 +60,17 @@ case "${1:-start}" in
     export -f train; export S WORK OUT
     nohup bash -c "$(declare -f train); train $STEPS ${resume[*]:-}" > "$WORK/log.txt" 2>&1 &
     echo "training in the background (pid $!), log: $WORK/log.txt" ;;
-  *) echo "usage: $0 [start|save|export]" >&2; exit 2 ;;
+  finish)  # the end of stage two: the file becomes the package's default and is measured
+    # Video stroke scale: `auto` (the generator's short side at the 192 px training crops)
+    # except the two styles that flickered most at step 10,100 on bbb_cut at 480 px, which get
+    # larger strokes (kandinsky 3.31x the input's warping error at auto, 2.67x at 148 px;
+    # ukiyoe 2.90x / 2.30x; benchmarks/results/style_scale_flicker_paintings7_step10100_bbb_cpu.json).
+    "$0" export
+    python -m rtstyle.models.training.bundled publish-multi --file "$OUT/paintings7.v1.safetensors" \
+      --styles $S --photo ../shared/data/content/eval/sunhays80_chalet_sun_alyagmlzovxxkriw.jpg \
+      --clip ../shared/data/video/bbb_cut_640x360_10s_audio.mp4 --video-style-scale auto \
+      --video-style-scale kandinsky=auto:144 --video-style-scale ukiyoe=auto:144 --tag v4
+    python benchmarks/retrain_targets.py --file rtstyle/assets/paintings7.v4.safetensors \
+      --out benchmarks/results/retrain_targets_paintings7_v4_cpu.json ;;
+  *) echo "usage: $0 [start|save|export|finish]" >&2; exit 2 ;;
 esac

@@ -224,7 +224,8 @@ GALLERY_RENDER_SIDE = 768
 
 def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag: str,
                   keep_lite_tag: str | None = "v3",
-                  video_style_scale: float | str | None = None) -> Path:
+                  video_style_scale: float | str | dict[str, float | str] | None = None
+                  ) -> Path:
     """Make a multi-style file of the bundled paintings (`rtstyle train multi`) the package's
     default for each plain name (`monet`, `ukiyoe`, …).
 
@@ -233,8 +234,8 @@ def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag
     now own those names); their `keep_lite_tag` file stays as `<style>-lite` (the faster tier),
     and every other lite file is dropped from the package and the manifest (superseded; git
     history keeps them). `video_style_scale`, when given, is written into the spec: the
-    `--style-scale` that video, camera and live runs use unless told otherwise. Returns the
-    copied file.
+    `--style-scale` that video, camera and live runs use unless told otherwise; a table by
+    style name ("*": the others) gives some styles their own. Returns the copied file.
     """
     from ...images import write_image
     from ..registry import resolve_style
@@ -248,9 +249,7 @@ def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag
         raise ValueError(f"{style_file}: not a multi-style file of the bundled paintings "
                          f"(styles {names}; unknown {unknown})")
     if video_style_scale is not None:
-        from ..style_scale import parse_style_scale
-
-        spec = {**spec, "video_style_scale": parse_style_scale(video_style_scale)}
+        spec = {**spec, "video_style_scale": _video_style_scale_entry(video_style_scale, names)}
     dst = assets / f"{spec['name']}.{tag}.safetensors"
     write_style_file(dst, read_tensors(style_file), {**spec, "tag": tag}, dtype=None)
     galleries = {}
@@ -282,6 +281,35 @@ def publish_multi(style_file: Path, styles: Path, photo: Path, assets: Path, tag
     resolve_style(str(dst))  # the copied file must read back as a style
     log.info("published %s (%s) with %d gallery pictures", dst.name, ", ".join(names), len(names))
     return dst
+
+
+def _video_style_scale_entry(value: float | str | dict[str, float | str],
+                             names: list[str]) -> float | str | dict[str, float | str]:
+    """The spec's `video_style_scale`, checked: one scale, or a table by style name with "*"
+    for the others (collapsed to one scale when every style gets the same)."""
+    from ..style_scale import parse_style_scale
+
+    if not isinstance(value, dict):
+        return parse_style_scale(value)
+    unknown = sorted(set(value) - set(names) - {"*"})
+    if unknown:
+        raise ValueError(f"video_style_scale for {unknown}: not styles of this file ({names})")
+    table = {k: parse_style_scale(v) for k, v in value.items()}
+    if len({table.get(n, table.get("*", 1.0)) for n in names}) == 1:
+        return table.get(names[0], table.get("*", 1.0))
+    return table
+
+
+def parse_scale_table(values: list[str]) -> float | str | dict[str, str] | None:
+    """`--video-style-scale auto --video-style-scale kandinsky=auto:144` -> the table
+    {"*": "auto", "kandinsky": "auto:144"} (a lone plain value stays itself)."""
+    if not values:
+        return None
+    table = {}
+    for v in values:
+        name, sep, scale = v.rpartition("=")
+        table[name.strip() if sep else "*"] = scale.strip()
+    return table["*"] if list(table) == ["*"] else table
 
 
 def publish_model(src: Path, assets: Path, default_strength: float | None = None) -> Path:
@@ -380,8 +408,10 @@ def main(argv: list[str] | None = None) -> None:
     multi.add_argument("--clip", type=Path, default=None,
                        help="also write one frame of this video in every style (--clip-out)")
     multi.add_argument("--clip-out", type=Path, default=Path("docs/gallery_clip.jpg"))
-    multi.add_argument("--video-style-scale", default=None, metavar="S|auto",
-                       help="the --style-scale video and camera runs use by default")
+    multi.add_argument("--video-style-scale", action="append", default=[],
+                       metavar="[STYLE=]S|auto|auto:N",
+                       help="the --style-scale video and camera runs use by default; "
+                            "STYLE=… for one style (repeatable)")
     one = sub.add_parser("publish-model", help="bundle one style file (e.g. the AdaIN model)")
     one.add_argument("--file", type=Path, required=True)
     one.add_argument("--default-strength", type=float, default=None,
@@ -394,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "publish-multi":
         dst = publish_multi(args.file, args.styles, args.photo, args.assets, args.tag,
-                            video_style_scale=args.video_style_scale)
+                            video_style_scale=parse_scale_table(args.video_style_scale))
         if args.clip:
             from ...images import write_image
             from ..weights import read_spec
