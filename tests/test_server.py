@@ -136,7 +136,7 @@ def test_a_bad_style_scale_is_a_400(tmp_path, tiny_styles):
     with serving(tmp_path) as (client, _):
         response = stylize(client, image_bytes(), style_scale="0")
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("style_scale must be a number in (0, 4]")
+    assert response.json()["detail"].startswith("style_scale must be in (0, 4] (e.g. 0.5), auto or auto:N")
 
 
 def test_colour_switches_are_the_clis_preserve_color_and_photoreal(tmp_path, rtstyle_home,
