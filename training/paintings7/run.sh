@@ -71,6 +71,7 @@ case "${1:-start}" in
       --clip ../shared/data/video/bbb_cut_640x360_10s_audio.mp4 --video-style-scale auto \
       --video-style-scale kandinsky=auto:144 --video-style-scale ukiyoe=auto:144 --tag v4
     python benchmarks/retrain_targets.py --file rtstyle/assets/paintings7.v4.safetensors \
-      --out benchmarks/results/retrain_targets_paintings7_v4_cpu.json ;;
+      --out benchmarks/results/retrain_targets_paintings7_v4_cpu.json
+    python benchmarks/targets_table.py benchmarks/results/retrain_targets_paintings7_v4_cpu.json ;;
   *) echo "usage: $0 [start|save|export|finish]" >&2; exit 2 ;;
 esac
