@@ -258,6 +258,20 @@ def test_train_multi_writes_one_file_that_each_name_loads(shared_data, tmp_path,
         outs = [load_stylizer(n)(x) for n in ("wave", "scream")]
     assert all(o.shape == x.shape for o in outs)
     assert not torch.equal(outs[0], outs[1])
+    # --lr-decay-from reaches the multi trainer: step 2 at half the LR, recorded in the file
+    common = ["train", "multi", "--style-image", str(paintings[0]), "--style-image",
+              str(paintings[1]), "--names", "wave,scream", "--data", str(photos), "--size", "32",
+              "--batch", "2", "--steps", "2", "--channels", "4", "--n-res", "1",
+              "--sample-every", "0", "--json", "--out", str(tmp_path / "out")]
+    for name, extra in (("plain", []), ("decayed", ["--lr-decay-from", "0"])):
+        result = CliRunner().invoke(app, [*common, "--name", name, *extra])
+        assert result.exit_code == 0, result.output
+    from rtstyle.models.weights import read_spec, read_tensors
+
+    plain, decayed = (tmp_path / "out" / f"{n}.v1.safetensors" for n in ("plain", "decayed"))
+    assert read_spec(decayed)["training"]["lr_decay_from"] == 0
+    a, b = read_tensors(plain), read_tensors(decayed)
+    assert not all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_train_multi_checks_names_against_paintings(shared_data, tmp_path):

@@ -15,6 +15,7 @@ from rtstyle.cli import app
 from rtstyle.errors import UserInputError
 from rtstyle.models.loading import load_stylizer
 from rtstyle.models.registry import resolve_style
+from rtstyle.models.training.common import schedule_lr
 from rtstyle.models.training.data import PhotoBatches, load_style_image
 from rtstyle.models.training.gatys import gatys_stylize
 from rtstyle.models.training.johnson import JohnsonConfig, train_johnson
@@ -94,6 +95,34 @@ def test_seed_reproduces_and_resume_continues_at_saved_step(photos, painting, tm
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
     assert half.steps == 2 and [s for s, _ in seen] == [3, 4]
     assert all(torch.equal(weights[0][k], weights[3][k]) for k in weights[0])
+
+
+def test_lr_decay_follows_its_schedule_and_may_be_added_on_resume(photos, painting, tmp_path):
+    """`--lr-decay-from`: constant LR until that step, then linearly towards 0 at --steps;
+    a run may take it on at --resume (like the step budget) and then ends as one that had it
+    from the start; it is recorded in the style file."""
+    net = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
+    seen = []
+    for step in range(1, 6):
+        schedule_lr(optimizer, 0.1, 5, 2, step)
+        seen.append(round(optimizer.param_groups[0]["lr"], 6))
+    assert seen == pytest.approx([0.1, 0.1, 0.1, 0.1 * 2 / 3, 0.1 / 3], abs=1e-6)
+    schedule_lr(optimizer, 0.1, 5, None, 5)  # no decay asked: the optimizer is left alone
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / 3)
+
+    decayed, _ = run(tiny_config(photos, painting, tmp_path / "a", lr_decay_from=2))
+    constant, _ = run(tiny_config(photos, painting, tmp_path / "b"))
+    run(tiny_config(photos, painting, tmp_path / "c", steps=2))
+    resumed, seen = run(tiny_config(photos, painting, tmp_path / "c", resume=True,
+                                    lr_decay_from=2))
+    a, b, c = (read_tensors(r.style_path) for r in (decayed, constant, resumed))
+    assert [s for s, _ in seen] == [3, 4]
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+    assert resolve_style(str(resumed.style_path)).meta["training"]["lr_decay_from"] == 2
+    with pytest.raises(UserInputError, match="--lr-decay-from must be a step"):
+        train_johnson(tiny_config(photos, painting, tmp_path / "d", lr_decay_from=-1))
 
 
 def test_checkpoint_is_plain_data_and_resume_refuses_other_settings(photos, painting, tmp_path):

@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,9 +222,31 @@ def load_checkpoint(path: Path) -> dict:
         raise WeightsError(f"{path.name}: unreadable checkpoint ({exc})") from None
 
 
+# Settings a resumed run may set or change, like the step budget: when to slow down, not what
+# is learned (recorded in the checkpoint and the style file all the same).
+RESUME_MAY_CHANGE = ("lr_decay_from",)
+
+
+def linear_decay(total: int, decay_from: int) -> Callable[[int], float]:
+    """LR multiplier: 1 until `decay_from`, then linearly down to 0 at `total`."""
+    span = max(1, total - decay_from)
+    return lambda step: 1.0 - max(0, step - decay_from) / span
+
+
+def schedule_lr(optimizer: torch.optim.Optimizer, lr: float, total: int,
+                decay_from: int | None, step: int) -> None:
+    """`--lr-decay-from`: `lr` until that step, then linearly to 0 at step `total` (the LR of
+    step `step`, 1-based); nothing when no decay is asked for (the optimizer keeps `lr`)."""
+    if decay_from is None:
+        return
+    for group in optimizer.param_groups:
+        group["lr"] = lr * linear_decay(total, decay_from)(step - 1)
+
+
 def check_resume_config(saved: dict, current: dict, keys: tuple[str, ...]) -> None:
-    """A resumed run must train the same thing; only the step budget may change."""
-    changed = [k for k in keys if saved.get(k) != current.get(k)]
+    """A resumed run must train the same thing; only the step budget and the schedule's
+    tail (`RESUME_MAY_CHANGE`) may change."""
+    changed = [k for k in keys if k not in RESUME_MAY_CHANGE and saved.get(k) != current.get(k)]
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
         raise UserInputError(f"--resume: the checkpoint was trained with other settings ({detail})")

@@ -90,6 +90,9 @@ class JohnsonConfig(RunSettings):
     steps: int = option(2000, "Optimizer steps.")
     batch: int = option(4, "Photos per step (per GPU).")
     lr: float = option(1e-3, "Adam learning rate.")
+    lr_decay_from: int | None = option(None, "From this step on the learning rate falls "
+                                             "linearly towards 0 at --steps (default: "
+                                             "constant); may be set or moved on --resume.")
     content_weight: float = option(1.0, "Weight of the content term.")
     # 0.25 is what `rtstyle train johnson` has always used and the README documents; the bundled
     # styles set their own per painting (`bundled.py`).
@@ -143,6 +146,7 @@ class JohnsonConfig(RunSettings):
             "batch": self.batch,
             "style_size": self.resolved_style_size(),
             "lr": self.lr,
+            "lr_decay_from": self.lr_decay_from,
             "content_weight": self.content_weight,
             "style_weight": self.style_weight,
             "tv_weight": self.tv_weight,
@@ -159,6 +163,8 @@ class JohnsonConfig(RunSettings):
             raise UserInputError(f"--size must be a multiple of 8 and >= 16, got {self.size}")
         if self.steps < 1 or self.batch < 1:
             raise UserInputError("--steps and --batch must be >= 1")
+        if self.lr_decay_from is not None and self.lr_decay_from < 0:
+            raise UserInputError(f"--lr-decay-from must be a step >= 0, got {self.lr_decay_from}")
         if min(self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight) < 0:
             raise UserInputError("loss weights must be >= 0")
         if self.content_layer not in CONTENT_LAYERS:

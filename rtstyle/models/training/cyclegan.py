@@ -10,14 +10,13 @@ structure that an L1 term alone lets blur.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..architectures import build_generator, get_arch
-from .common import style_info
+from .common import linear_decay, style_info
 from .configs import CycleGANConfig
 from .data import PhotoBatches
 from .losses import ssim
@@ -83,12 +82,6 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.normal_(m.weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-
-def linear_decay(total: int, decay_from: int) -> Callable[[int], float]:
-    """LR multiplier: 1 until `decay_from`, then linearly down to 0 at `total`."""
-    span = max(1, total - decay_from)
-    return lambda step: 1.0 - max(0, step - decay_from) / span
 
 
 def _lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..architectures import build_generator, get_arch
 from ..stylizer import UnitRangeNet, ValueRange
-from .common import style_info, weights_to_fine_tune
+from .common import schedule_lr, style_info, weights_to_fine_tune
 from .configs import JohnsonConfig
 from .data import PhotoBatches, load_style_image, sample_photos
 from .losses import perceptual_loss
@@ -99,6 +99,7 @@ class JohnsonSteps(ArchSteps):
 
     def step(self, run: TrainingRun, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
+        schedule_lr(self.optimizer, cfg.lr, cfg.steps, cfg.lr_decay_from, step)
         content = run.to_format(next(self.batches).to(run.device, non_blocking=True))
         with run.autocast():
             out01, temporal = stylize_batch(run.model, content, cfg.temporal_weight > 0,

@@ -24,7 +24,7 @@ from torch import nn
 from ..architectures import get_arch
 from ..stylizer import UnitRangeNet
 from ..weights import read_spec, read_tensors, write_style_file
-from .common import style_info
+from .common import schedule_lr, style_info
 from .configs import MultiStyleConfig
 from .data import PhotoBatches, load_style_image, sample_photos
 from .johnson import build_feed_forward
@@ -130,6 +130,7 @@ class MultiStyleSteps(ArchSteps):
 
     def step(self, run: TrainingRun, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
+        schedule_lr(self.optimizer, cfg.lr, cfg.steps, cfg.lr_decay_from, step)
         content = run.to_format(next(self.batches).to(run.device, non_blocking=True))
         styles = self._draw_styles(content.shape[0]).to(run.device)
         onehot = F.one_hot(styles, self.n_styles).float()
