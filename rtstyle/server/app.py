@@ -161,7 +161,7 @@ def _style_options(fields: dict[str, str]) -> tuple[float | None, dict]:
 
 
 def _style_scale(fields: dict[str, str]) -> float | str | None:
-    """`style_scale` (a factor in (0, 4] or auto; `rtstyle.models.style_scale`), checked;
+    """`style_scale` (a factor in (0, 4], auto or auto:N; `rtstyle.models.style_scale`), checked;
     None when not given (stills: 1; videos: the style's recommendation)."""
     text = (fields.get("style_scale") or "").strip()
     if not text:
