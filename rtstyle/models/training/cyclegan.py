@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..architectures import build_generator, get_arch
-from .common import linear_decay, style_info
+from .common import linear_decay, schedule_lr, style_info
 from .configs import CycleGANConfig
 from .data import PhotoBatches
 from .losses import ssim
@@ -117,8 +117,7 @@ class CycleGANSteps(ArchSteps):
         self.opt_d = torch.optim.Adam(
             itertools.chain(self.d_a.parameters(), self.d_b.parameters()),
             lr=cfg.lr, betas=(0.5, 0.999))
-        self.decay = linear_decay(
-            cfg.steps, cfg.decay_from if cfg.decay_from is not None else cfg.steps // 2)
+        self.decay_from = cfg.decay_from if cfg.decay_from is not None else cfg.steps // 2
         self.data_a = PhotoBatches(cfg.domain_a, cfg.size, cfg.batch,
                                    generator=run.rng("data_a", 0))
         self.data_b = PhotoBatches(cfg.domain_b, cfg.size, cfg.batch,
@@ -133,8 +132,7 @@ class CycleGANSteps(ArchSteps):
         cfg, device = self.cfg, run.device
         g_ab, g_ba, d_a, d_b = self.g_ab, self.g_ba, self.d_a, self.d_b
         for opt in (self.opt_g, self.opt_d):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * self.decay(step - 1)
+            schedule_lr(opt, cfg.lr, cfg.steps, self.decay_from, step)
         real_a = self.range.to_net(next(self.data_a).to(device))
         real_b = self.range.to_net(next(self.data_b).to(device))
 
