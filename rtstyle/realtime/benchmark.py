@@ -227,7 +227,7 @@ def run_benchmark(stylizer: nn.Module, device: torch.device, *, sizes: list[tupl
                 log.warning("bench %s %s failed: %s", size, name, row.reason)
                 continue
             _fill(row, times, device)
-            row.speedup_vs_naive = round(naive.median_ms / row.median_ms, 2)
+            row.speedup_vs_naive = float(f"{naive.median_ms / row.median_ms:.3g}")  # >0 stays >0
         if smooth:
             from .smoothing import TemporalSmoother
 
