@@ -17,8 +17,9 @@ is noise. Pass --style NAME|FILE to use a trained one.
     python benchmarks/temporal.py                     # writes benchmarks/results/temporal_cpu.json
 
 `--baseline-style` adds a second per-frame baseline from another style (e.g. the same painting
-without the temporal training term, `ukiyoe-lite.v1` next to `ukiyoe-lite.v2`), so the whole
-system (a steadier generator plus smoothing) is compared with plain per-frame stylization.
+without the temporal training term, a `ukiyoe-lite.v1` file from git history next to
+`ukiyoe-lite.v3`), so the whole system (a steadier generator plus smoothing) is compared with
+plain per-frame stylization.
 """
 
 from __future__ import annotations

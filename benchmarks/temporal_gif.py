@@ -4,7 +4,13 @@ Panels, left to right: the input, per-frame stylization by a net trained without
 term (what every per-frame tool shows), and rtstyle's default (the temporally trained net with
 the smoothing `rtstyle video` picks for it). Flicker does not show in a still; it does here.
 
-    python benchmarks/temporal_gif.py --style ukiyoe --baseline-style ukiyoe-lite.v1
+    python benchmarks/temporal_gif.py --style ukiyoe --baseline-style ukiyoe-lite.v3
+
+The nets trained without any temporal term (`*-lite.v1`) left the package with the v4 release;
+git history keeps them, and a file path works as a style:
+
+    git show 1fcc0d6:rtstyle/assets/ukiyoe-lite.v1.safetensors > /tmp/ukiyoe-lite.v1.safetensors
+    python benchmarks/temporal_gif.py --baseline-style /tmp/ukiyoe-lite.v1.safetensors
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ def labelled(tile: np.ndarray, text: str) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--style", default="ukiyoe", help="rtstyle's style (default tag)")
-    ap.add_argument("--baseline-style", default="ukiyoe-lite.v1",
-                    help="per-frame baseline: the same painting without the temporal term")
+    ap.add_argument("--baseline-style", default="ukiyoe-lite.v3",
+                    help="per-frame baseline: another net for the same painting (a name or a "
+                         "file; see above for one without the temporal term)")
     ap.add_argument("--clip", type=Path, default=DATA / "video" / "bbb_cut_640x360_10s_audio.mp4")
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--tile-width", type=int, default=200)

@@ -33,10 +33,12 @@ def video(tmp_path: Path, name: str, *styles: str, mix: str | None = None) -> np
 
 
 def test_video_mix_of_one_style_is_that_style_and_an_even_mix_lies_between(tmp_path):
-    monet, wave = video(tmp_path, "monet", "monet"), video(tmp_path, "wave", "ukiyoe")
-    assert np.abs(video(tmp_path, "m10", "monet", "ukiyoe", mix="1,0") - monet).max() <= 1
-    assert np.abs(video(tmp_path, "m01", "monet", "ukiyoe", mix="0,1") - wave).max() <= 1
-    half = video(tmp_path, "half", "monet", "ukiyoe", mix="0.5,0.5")
+    """Styles of two files (the lite nets): the mix blends their outputs. (Styles of one
+    multi-style file blend their norms instead: tests/test_mid_multistyle.py.)"""
+    monet, wave = video(tmp_path, "monet", "monet-lite"), video(tmp_path, "wave", "ukiyoe-lite")
+    assert np.abs(video(tmp_path, "m10", "monet-lite", "ukiyoe-lite", mix="1,0") - monet).max() <= 1
+    assert np.abs(video(tmp_path, "m01", "monet-lite", "ukiyoe-lite", mix="0,1") - wave).max() <= 1
+    half = video(tmp_path, "half", "monet-lite", "ukiyoe-lite", mix="0.5,0.5")
     assert np.abs(half - (monet + wave) / 2).mean() < 3  # the outputs' blend, up to encoding
     assert min(np.abs(half - monet).mean(), np.abs(half - wave).mean()) > 3
 

@@ -14,21 +14,25 @@ from rtstyle.images import read_image
 from rtstyle.models import registry
 from rtstyle.models.training.bundled import GALLERY_WIDTH, parse_scale_table, publish_multi
 from rtstyle.models.weights import read_spec
+from tests.conftest import make_tiny_style
 from tests.test_mid_multistyle import _write_multi
 
 
 @pytest.fixture
 def assets(tmp_path, monkeypatch):
-    """A package assets folder holding monet-lite v1 (superseded) and v3 (the lite tier), with
-    the real bundled files and manifest entries."""
+    """A package assets folder as it was before the multi-style release: the real bundled
+    monet-lite v3 (the lite tier) answering to `monet`, and a superseded v1 beside it."""
     folder = tmp_path / "assets"
     folder.mkdir()
-    real = json.loads(registry.MANIFEST.read_text())["styles"]
-    entries = [e for e in real if e["name"] == "monet-lite" and e["tag"] in ("v1", "v3")]
-    for entry in entries:
-        for file in (entry["file"], entry["gallery"]):
-            shutil.copy(registry.ASSETS_DIR / file, folder / file)
-    (folder / "manifest.json").write_text(json.dumps({"format": 1, "styles": entries}))
+    real = {e["file"]: e for e in json.loads(registry.MANIFEST.read_text())["styles"]}
+    v3 = {**real["monet-lite.v3.safetensors"], "default": True, "aliases": ["monet"]}
+    for file in (v3["file"], v3["gallery"]):
+        shutil.copy(registry.ASSETS_DIR / file, folder / file)
+    make_tiny_style(folder / "monet-lite.v1.safetensors", name="monet-lite", tag="v1")
+    shutil.copy(folder / v3["gallery"], folder / "monet-lite.v1.jpg")
+    v1 = {"file": "monet-lite.v1.safetensors", "name": "monet-lite", "tag": "v1",
+          "default": False, "aliases": [], "gallery": "monet-lite.v1.jpg"}
+    (folder / "manifest.json").write_text(json.dumps({"format": 1, "styles": [v1, v3]}))
     monkeypatch.setattr(registry, "ASSETS_DIR", folder)
     monkeypatch.setattr(registry, "MANIFEST", folder / "manifest.json")
     return folder
@@ -68,6 +72,30 @@ def test_the_published_file_owns_the_plain_names(assets, shared_data, tmp_path, 
     middle = slice(GALLERY_WIDTH, 2 * GALLERY_WIDTH)
     assert (a[:, middle] - b[:, middle]).abs().mean() > 10
     assert (a[:, :GALLERY_WIDTH] - b[:, :GALLERY_WIDTH]).abs().mean() < 1  # JPEG noise only
+
+
+def test_a_gpu_tier_published_later_takes_only_its_own_names(assets, shared_data, tmp_path,
+                                                               rtstyle_home):
+    """The GPU recipe's standard nets, bundled after the multi-style file: each plain name it
+    brings moves to the standard net; the file's other names, and its own tag, stay."""
+    from rtstyle.models.training.recipe import publish
+
+    made = tmp_path / "pair.v1.safetensors"
+    _write_multi(made, names=("monet", "ukiyoe"))
+    photo = sorted((shared_data / "content" / "eval").glob("*.jpg"))[0]
+    multi = publish_multi(made, shared_data / "styles", photo, assets, tag="v4")
+    gpu_tier = tmp_path / "gpu_tier"
+    gpu_tier.mkdir()
+    make_tiny_style(gpu_tier / "monet.v1.safetensors", name="monet", tag="v1")
+    assert publish(gpu_tier, assets) == ["monet.v1.safetensors"]
+
+    assert registry.resolve_style("monet").weights == assets / "monet.v1.safetensors"
+    assert registry.resolve_style("monet.v4").weights == multi  # still there, by its tag
+    ukiyoe = registry.resolve_style("ukiyoe")
+    assert (ukiyoe.weights, ukiyoe.tag) == (multi, "v4")
+    entry = next(e for e in json.loads((assets / "manifest.json").read_text())["styles"]
+                 if e["file"] == multi.name)
+    assert entry["default"] == ["ukiyoe"]
 
 
 def test_a_file_of_other_paintings_is_refused(assets, shared_data, tmp_path):

@@ -292,8 +292,10 @@ def discover() -> StyleRegistry:
     registry = StyleRegistry()
     for entry in _load_manifest():
         spec = spec_from_file(ASSETS_DIR / entry["file"], "bundled", entry.get("sha256"))
+        default = entry.get("default", False)  # a multi-style file's may list its names
         for member in spec.members():
-            registry.register(member, default=entry.get("default", False))
+            registry.register(member, default=(member.name in default if isinstance(default, list)
+                                               else bool(default)))
         aliases = entry.get("aliases", [])
         # A multi-style file's aliases name its styles: {"monet": "monet-mid"}.
         pairs = (aliases.items() if isinstance(aliases, dict)

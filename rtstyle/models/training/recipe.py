@@ -269,12 +269,20 @@ def _run_recipe(cfg: RecipeConfig, evaluate: Evaluate | None,
     return report
 
 
+def _file_styles(path: Path) -> list[str]:
+    """The style names a bundled multi-style file holds ([] for a single-style one)."""
+    from ..registry import spec_from_file
+
+    return spec_from_file(path).file_styles if path.is_file() else []
+
+
 def publish(out: Path, assets: Path, tag: str = "v1") -> list[str]:
     """Bundle a recipe's results as the GPU tier: copy each `NAME.TAG.safetensors` of `out`
     into `assets` and make it the default of its name in `assets/manifest.json`.
 
-    The plain names (`monet`) then resolve to the standard nets, whose real names win over the
-    lite nets' aliases; `monet-lite` stays by its full name, and `adain` becomes the model a
+    The plain names (`monet`) then resolve to the standard nets: they win over the lite nets'
+    aliases, and the bundled multi-style file gives up the default of each name published
+    (`monet.v4` stays by its tag, `monet-lite` by its full name); `adain` becomes the model a
     painting as `--style` uses.
     """
     from ..registry import spec_from_file
@@ -296,6 +304,10 @@ def publish(out: Path, assets: Path, tag: str = "v1") -> list[str]:
         for entry in entries.values():
             if entry["name"] == name:
                 entry["default"] = False
+            elif entry.get("default") and name in (held := _file_styles(assets / entry["file"])):
+                # a multi-style file (paintings7) keeps the default of its other names only
+                entry["default"] = [n for n in held if n != name
+                                    and (entry["default"] is True or n in entry["default"])]
         entries[dst.name] = {"file": dst.name, "name": name, "tag": tag,
                              "sha256": sha256_file(dst), "default": True, "aliases": []}
         published.append(dst.name)
