@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,17 +128,27 @@ def painting_of(style: str) -> Path:
     return DATA / "styles" / image
 
 
+def shared_inputs(args, work: Path) -> Path:
+    """The evaluation photos (linked) and the clips' scaled copies every style reads, made once
+    before any style is measured; returns the photos' folder."""
+    photos = work / "photos"
+    if not photos.exists():
+        photos.mkdir()
+        for p in sorted((DATA / "content" / "eval").glob("*.jpg"))[: args.photos]:
+            (photos / p.name).symlink_to(p)
+    if args.clip_width:
+        for clip_name in args.clips:
+            scaled_copy(DATA / "video" / clip_name, work / "clips", args.clip_width, args.frames)
+    return photos
+
+
 def measure_style(style: str, args, work: Path, extra: list[str]) -> dict:
     from rtstyle.models.registry import resolve_style
 
     name = resolve_style(style).name
     painting = painting_of(style)
     row: dict = {"style": style, "name": name, "painting": painting.name}
-    photos = work / "photos"
-    if not photos.exists():
-        photos.mkdir()
-        for p in sorted((DATA / "content" / "eval").glob("*.jpg"))[: args.photos]:
-            (photos / p.name).symlink_to(p)
+    photos = shared_inputs(args, work)
     stills = work / name / "stills"
     run(["rtstyle", "image", str(photos), "-o", str(stills), "--style", style, *extra])
     row["stills"] = vggmetrics(photos, stills, painting)
@@ -213,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-smoothing-cost", dest="smoothing_cost", action="store_false")
     ap.add_argument("--no-speed", dest="speed", action="store_false")
     ap.add_argument("--extra", default="", help="more options for rtstyle image/video")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="styles measured at once, each tool on cores/jobs threads (the tools "
+                         "leave cores idle between their steps); the end-to-end speed still "
+                         "runs alone, after them")
     ap.add_argument("--baseline-json", type=Path,
                     default=REPO / "benchmarks" / "results" / "quality_eval.json",
                     help="style_rel of the bundled v3 nets (benchmarks/quality.py)")
@@ -238,21 +253,22 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="rtstyle-targets-") as tmp:
         work = Path(tmp)
-        for style in styles:
-            row = measure_style(style, args, work, extra)
-            rows.append(row)
-            st = row["stills"]
-            ratios = [c["ratio"] for c in row["clips"].values()]
-            costs = [c.get("smoothing_style_cost") for c in row["clips"].values()]
-            print(f"{row['name']:<10} style {st['style_loss']:>9.0f} content {st['content_loss']:.3g}"
-                  f" SSIM {st['ssim']:.3f} style_rel {st['style_rel']:.3f}"
-                  f" (x{st.get('style_rel_ratio', float('nan')):.2f} of v3)"
-                  + (f"  ewarp x{max(ratios):.2f} worst clip" if ratios else "")
-                  + (f"  smoothing cost x{max(c for c in costs if c):.3f}" if any(costs) else ""),
-                  flush=True)
+        shared_inputs(args, work)
+        threads = os.environ.get("OMP_NUM_THREADS")
+        if args.jobs > 1:  # the tools run as subprocesses: they inherit this
+            os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            measured = pool.map(lambda s: measure_style(s, args, work, extra), styles)
+            for row in measured:  # in the styles' order, each as soon as it and those before are done
+                rows.append(row)
+                _print_row(row)
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = threads
         result = {"machine": machine_info(), "command": "python benchmarks/retrain_targets.py "
                   + " ".join(argv or sys.argv[1:]), "photos": args.photos, "frames": args.frames,
-                  "clip_width": args.clip_width, "rows": rows}
+                  "clip_width": args.clip_width, "jobs": args.jobs, "rows": rows}
         if args.speed:
             result["speed"] = speed(styles[0], extra, work)
             for label, report in (("first run", result["speed"]["first_run"]),
@@ -261,6 +277,19 @@ def main(argv: list[str] | None = None) -> int:
                       f"({report['backend']})")
     write_result(args.out, result, t0)
     return 0
+
+
+def _print_row(row: dict) -> None:
+    """One line per measured style, as the run goes."""
+    st = row["stills"]
+    ratios = [c["ratio"] for c in row["clips"].values()]
+    costs = [c.get("smoothing_style_cost") for c in row["clips"].values()]
+    print(f"{row['name']:<10} style {st['style_loss']:>9.0f} content {st['content_loss']:.3g}"
+          f" SSIM {st['ssim']:.3f} style_rel {st['style_rel']:.3f}"
+          f" (x{st.get('style_rel_ratio', float('nan')):.2f} of v3)"
+          + (f"  ewarp x{max(ratios):.2f} worst clip" if ratios else "")
+          + (f"  smoothing cost x{max(c for c in costs if c):.3f}" if any(costs) else ""),
+          flush=True)
 
 
 if __name__ == "__main__":

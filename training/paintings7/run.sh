@@ -74,7 +74,7 @@ case "${1:-start}" in
       --styles $S --photo ../shared/data/content/eval/sunhays80_chalet_sun_alyagmlzovxxkriw.jpg \
       --clip ../shared/data/video/bbb_cut_640x360_10s_audio.mp4 --video-style-scale auto \
       --video-style-scale kandinsky=auto:144 --video-style-scale ukiyoe=auto:144 --tag v4
-    python benchmarks/retrain_targets.py --file rtstyle/assets/paintings7.v4.safetensors \
+    python benchmarks/retrain_targets.py --file rtstyle/assets/paintings7.v4.safetensors --jobs 2 \
       --out benchmarks/results/retrain_targets_paintings7_v4_cpu.json
     python benchmarks/targets_table.py benchmarks/results/retrain_targets_paintings7_v4_cpu.json ;;
   *) echo "usage: $0 [start|save|export|finish]" >&2; exit 2 ;;
