@@ -113,14 +113,22 @@ def test_bundled_styles_load_and_stylize(rtstyle_home, shared_data):
 
 
 def test_bundled_defaults_are_trained_for_stability(rtstyle_home):
-    """`--style monet` gets a net trained with the temporal term, so auto smoothing is lowpass."""
+    """`--style monet` gets the multi-style mid net trained with the temporal term (so auto
+    smoothing is lowpass) and its stroke scale for video; the lite tier stays by its names."""
     from rtstyle.models.registry import resolve_style
     from rtstyle.models.training.bundled import PAINTINGS
 
     if not any(s.origin == "bundled" for s in discover().specs()):
         pytest.skip("no bundled styles in this build")
-    for painting in PAINTINGS:
+    files = set()
+    for index, painting in enumerate(PAINTINGS):
         spec = resolve_style(painting.style)
-        assert spec.name == painting.lite_name
+        assert (spec.name, spec.arch, spec.style_index) == (painting.style, "johnson-mid", index)
         assert load_stylizer(spec).steady_generator, spec.full_name
-        assert spec.meta["training"]["init_from"].endswith(f"{spec.name}.v1.safetensors")
+        assert spec.meta["training"]["temporal_weight"] > 0
+        assert str(spec.video_style_scale).startswith("auto")
+        files.add(spec.weights)
+        lite = resolve_style(painting.lite_name)
+        assert (lite.tag, lite.arch) == ("v3", "johnson-lite")
+        assert load_stylizer(lite).steady_generator, lite.full_name
+    assert len(files) == 1  # one network for all seven

@@ -89,12 +89,13 @@ def test_styles_list_the_installed_ones_with_their_pictures(tmp_path, rtstyle_ho
     with serving(tmp_path) as (client, _):
         listing = client.get("/api/styles").json()
         names = {s["name"]: s for s in listing["styles"]}
-        assert "monet-lite" in names and "monet" in names["monet-lite"]["aliases"]
+        assert names["monet"]["arch"] == "johnson-mid" and "monet-lite" in names
         # the bundled AdaIN model: any painting, at its recommended strength
         assert listing["arbitrary_style"] is True
         assert names["adain"]["needs_style_image"] and names["adain"]["default_strength"] == 0.75
-        picture = client.get(names["monet-lite"]["image_url"])
-        assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg"
+        for name in ("monet", "monet-lite"):  # the gallery picture of each
+            picture = client.get(names[name]["image_url"])
+            assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg"
         assert client.get("/api/styles/monet/image").status_code == 200
         assert client.get("/api/styles/nope/image").status_code == 404
         info = client.get("/api/info").json()
