@@ -148,7 +148,7 @@ def measure_style(style: str, args, work: Path, extra: list[str]) -> dict:
     name = resolve_style(style).name
     painting = painting_of(style)
     row: dict = {"style": style, "name": name, "painting": painting.name}
-    photos = shared_inputs(args, work)
+    photos = work / "photos"  # made by shared_inputs before any style
     stills = work / name / "stills"
     run(["rtstyle", "image", str(photos), "-o", str(stills), "--style", style, *extra])
     row["stills"] = vggmetrics(photos, stills, painting)
@@ -164,7 +164,7 @@ def measure_style(style: str, args, work: Path, extra: list[str]) -> dict:
     row["clips"] = {}
     for clip_name in args.clips:
         clip = DATA / "video" / clip_name
-        if args.clip_width:
+        if args.clip_width:  # made by shared_inputs; this only names it
             clip = scaled_copy(clip, work / "clips", args.clip_width, args.frames)
         out, flat = work / name / f"{clip.stem}.mp4", work / name / f"{clip.stem}.nosmooth.mp4"
         common = ["--style", style, "--max-frames", str(args.frames), "--overwrite", *extra]
